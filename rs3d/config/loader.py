@@ -1,0 +1,122 @@
+"""Load YAML configs with ``_BASE_`` inheritance and ``KEY VALUE`` overrides, checking every key and type.
+
+Each YAML file is checked on its own, so an error names the file (or "command line") that holds the bad key.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+from fvcore.common.config import CfgNode
+from iopath.common.file_io import g_pathmgr
+
+from rs3d.config.defaults import get_cfg
+
+BASE_KEY = "_BASE_"
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message is one line naming the source and key."""
+
+
+def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> CfgNode:
+    """Defaults, then the YAML file at ``path`` (with its ``_BASE_`` chain), then ``KEY VALUE`` overrides; frozen."""
+    cfg = get_cfg()
+    if path is not None:
+        merge_yaml(cfg, path)
+    merge_overrides(cfg, overrides)
+    cfg.freeze()
+    return cfg
+
+
+def merge_yaml(cfg: CfgNode, path: str, _seen: tuple[str, ...] = ()) -> None:
+    """Merge a YAML file into ``cfg``, after its ``_BASE_`` file(s), checking keys and types."""
+    path = os.path.abspath(path)
+    if path in _seen:
+        raise ConfigError(f"{path}: _BASE_ cycle through {' -> '.join(_seen)}")
+    if not g_pathmgr.exists(path):
+        raise ConfigError(f"{path}: config file not found")
+    with g_pathmgr.open(path, "r") as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: top level must be a mapping of config keys")
+    bases = data.pop(BASE_KEY, [])
+    for base in [bases] if isinstance(bases, str) else bases:
+        base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
+        merge_yaml(cfg, base_path, _seen + (path,))
+    _merge_checked(cfg, data, source=path, prefix="")
+
+
+def merge_overrides(cfg: CfgNode, overrides: Sequence[str]) -> None:
+    """Merge trailing command-line ``KEY VALUE`` pairs, e.g. ``["SOLVER.BASE_LR", "0.4"]``."""
+    if len(overrides) % 2:
+        raise ConfigError(f"command line: overrides come in KEY VALUE pairs, got {len(overrides)} items")
+    for key, raw in zip(overrides[0::2], overrides[1::2]):
+        node: dict[str, Any] = {}
+        cursor = node
+        parts = key.split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = _parse_value(raw)
+        _merge_checked(cfg, node, source="command line", prefix="")
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def _merge_checked(cfg: CfgNode, data: Mapping, source: str, prefix: str) -> None:
+    for key, value in data.items():
+        full_key = f"{prefix}{key}"
+        if key not in cfg:
+            hint = difflib.get_close_matches(str(key), [str(k) for k in cfg.keys()], n=1)
+            suggestion = f" (did you mean {prefix}{hint[0]}?)" if hint else ""
+            raise ConfigError(f"{source}: unknown config key {full_key}{suggestion}")
+        default = cfg[key]
+        if isinstance(default, CfgNode):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {full_key} is a section; give it a mapping, not {value!r}")
+            _merge_checked(default, value, source, prefix=f"{full_key}.")
+        else:
+            cfg[key] = _coerce(value, default, source, full_key)
+
+
+def _coerce(value: Any, default: Any, source: str, key: str) -> Any:
+    """Return ``value`` converted to the type of ``default`` where that is lossless, else raise."""
+    def fail() -> ConfigError:
+        return ConfigError(
+            f"{source}: {key} expects {type(default).__name__} like {default!r}, got {value!r}"
+        )
+
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise fail()
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise fail()
+        kinds = {type(x) for x in default}
+        if len(kinds) == 1 and not isinstance(default[0], (list, tuple)):
+            try:
+                value = [_coerce(x, default[0], source, key) for x in value]
+            except ConfigError:
+                raise fail() from None
+        return type(default)(value)
+    if isinstance(value, bool) or not isinstance(value, type(default)):
+        raise fail()
+    return value

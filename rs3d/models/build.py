@@ -1,0 +1,87 @@
+"""The one place where a config becomes model arguments: ``build_model(cfg)`` for every architecture."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fvcore.common.config import CfgNode
+from torch import nn
+
+from rs3d.config.loader import ConfigError
+from rs3d.models.baselines import PYTORCHVIDEO_ARCHS, build_pytorchvideo_model
+from rs3d.models.resnet3d import RS_BLOCKS, STAGE_WIDTHS, ResNet3D
+
+_BUILDERS: dict[str, Callable[[CfgNode], nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[Callable[[CfgNode], nn.Module]], Callable[[CfgNode], nn.Module]]:
+    """Register ``fn(cfg) -> nn.Module`` under ``MODEL.ARCH == name``."""
+    def wrap(fn: Callable[[CfgNode], nn.Module]) -> Callable[[CfgNode], nn.Module]:
+        _BUILDERS[name] = fn
+        return fn
+    return wrap
+
+
+def available_archs() -> list[str]:
+    """Names accepted by ``MODEL.ARCH``."""
+    return sorted(_BUILDERS)
+
+
+def build_model(cfg: CfgNode) -> nn.Module:
+    """Build the ``MODEL.ARCH`` network: an ``nn.Module`` mapping (N, 3, T, H, W) to (N, num_classes)."""
+    arch = cfg.MODEL.ARCH
+    if arch not in _BUILDERS:
+        raise ConfigError(f"MODEL.ARCH: unknown architecture {arch!r}; choose one of {', '.join(available_archs())}")
+    return _BUILDERS[arch](cfg)
+
+
+@register("resnet3d")
+def _build_resnet3d(cfg: CfgNode) -> ResNet3D:
+    r = cfg.MODEL.RESNET3D
+    if r.BLOCKS:
+        blocks = list(r.BLOCKS)
+    elif r.DEPTH in RS_BLOCKS:
+        blocks = list(RS_BLOCKS[r.DEPTH])
+    else:
+        raise ConfigError(f"MODEL.RESNET3D.DEPTH: {r.DEPTH} is not one of {sorted(RS_BLOCKS)} (or set BLOCKS)")
+    widths = [max(1, int(round(w * r.WIDTH_MULTIPLIER))) for w in STAGE_WIDTHS[: len(blocks)]]
+    try:
+        return ResNet3D(
+            blocks=blocks,
+            widths=widths,
+            num_classes=cfg.MODEL.NUM_CLASSES,
+            in_channels=cfg.DATA.INPUT_CHANNEL_NUM,
+            stem_type=r.STEM_TYPE,
+            stem_width=r.STEM_WIDTH,
+            stem_temporal_kernel=r.STEM_TEMPORAL_KERNEL,
+            stem_temporal_stride=r.STEM_TEMPORAL_STRIDE,
+            stem_pool=r.STEM_POOL,
+            pool_temporal_stride=r.POOL_TEMPORAL_STRIDE,
+            temporal_kernels=[list(k) for k in r.TEMPORAL_KERNELS_PER_BLOCK] or list(r.TEMPORAL_KERNELS),
+            temporal_strides=list(r.TEMPORAL_STRIDES),
+            spatial_strides=list(r.SPATIAL_STRIDES),
+            se_ratio=r.SE_RATIO,
+            self_gating=r.SELF_GATING,
+            shortcut=r.SHORTCUT,
+            drop_path_rate=r.DROP_PATH_RATE,
+            dropout_rate=cfg.MODEL.DROPOUT_RATE,
+            padding=r.PADDING,
+            bn_eps=r.BN_EPS,
+            bn_momentum=r.BN_MOMENTUM,
+        )
+    except ValueError as e:
+        raise ConfigError(f"MODEL.RESNET3D: {e}") from None
+
+
+def _pytorchvideo_builder(arch: str) -> Callable[[CfgNode], nn.Module]:
+    def build(cfg: CfgNode) -> nn.Module:
+        try:
+            return build_pytorchvideo_model(arch, cfg.MODEL.NUM_CLASSES, cfg.DATA.NUM_FRAMES,
+                                            cfg.DATA.TRAIN_CROP_SIZE, cfg.MODEL.DROPOUT_RATE)
+        except ValueError as e:
+            raise ConfigError(f"MODEL.ARCH {arch}: {e} (see DATA.NUM_FRAMES, DATA.TRAIN_CROP_SIZE)") from None
+    return build
+
+
+for _arch in PYTORCHVIDEO_ARCHS:
+    register(_arch)(_pytorchvideo_builder(_arch))

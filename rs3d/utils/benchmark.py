@@ -1,0 +1,106 @@
+"""Timing helpers for benchmarks: inference and training-step throughput and peak memory of one model.
+
+Each measurement runs in a fresh spawned process, so CPU peak memory (max RSS) belongs to that model alone
+and one model's allocator state cannot slow the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SpeedSetting:
+    """How to run a model: input, batch, device and the speed switches."""
+
+    frames: int
+    crop: int
+    batch_size: int = 1
+    device: str = "cpu"
+    amp: bool = False  # bf16 autocast
+    channels_last: bool = False
+    compile: bool = False
+    train: bool = False  # forward + backward + SGD step instead of inference
+    warmup: int = 1
+    iters: int = 3
+
+    def describe(self) -> str:
+        mode = "train step" if self.train else "inference"
+        flags = [f for f, on in (("bf16", self.amp), ("channels_last", self.channels_last),
+                                 ("compile", self.compile)) if on]
+        return f"{mode}, batch {self.batch_size}, {self.frames}x{self.crop}x{self.crop}, " \
+               f"{self.device}{', ' + '+'.join(flags) if flags else ''}"
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_model(model: nn.Module, setting: SpeedSetting) -> dict[str, float]:
+    """Clips/s, seconds per step and peak memory (MiB) of ``model`` under ``setting``, in this process."""
+    device = torch.device(setting.device)
+    memory_format = torch.channels_last_3d if setting.channels_last else torch.contiguous_format
+    model = model.to(device=device, memory_format=memory_format).train(setting.train)
+    runner: Callable[..., torch.Tensor] = torch.compile(model, fullgraph=True) if setting.compile else model
+    clip = torch.rand(setting.batch_size, 3, setting.frames, setting.crop, setting.crop, device=device)
+    clip = clip.contiguous(memory_format=memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9) if setting.train else None
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if setting.amp
+                else contextlib.nullcontext())
+
+    def step() -> None:
+        if optimizer is None:
+            with torch.inference_mode(), autocast:
+                runner(clip)
+            return
+        with autocast:
+            loss = runner(clip).float().logsumexp(dim=1).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(setting.warmup):
+        step()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(setting.iters):
+        step()
+    _sync(device)
+    seconds = (time.perf_counter() - start) / setting.iters
+    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mib())
+    return {"clips_per_s": setting.batch_size / seconds, "step_s": seconds, "peak_mib": peak}
+
+
+def _child(build: Callable[[], nn.Module], setting: SpeedSetting, queue: mp.Queue) -> None:
+    try:
+        torch.manual_seed(0)
+        queue.put(time_model(build(), setting))
+    except Exception as e:  # reported to the parent, which prints it in the table
+        queue.put({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+
+
+def time_in_subprocess(build: Callable[[], nn.Module], setting: SpeedSetting) -> dict:
+    """Run ``time_model(build(), setting)`` in a fresh spawned process; ``build`` must be picklable."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(build, setting, queue))
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0 and queue.empty():
+        return {"error": f"benchmark process died with exit code {proc.exitcode}"}
+    return queue.get()
