@@ -27,9 +27,9 @@ from rs3d.utils.tables import markdown_table  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def build_from_file(path: str) -> torch.nn.Module:
+def build_from_file(path: str, opts: list[str]) -> torch.nn.Module:
     """Picklable model factory for the timing subprocess."""
-    return build_model(load_config(path))
+    return build_model(load_config(path, opts))
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,6 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--iters", type=int, default=3, help="timed iterations after one warm-up")
     parser.add_argument("--no-speed", action="store_true", help="only parameters and FLOPs")
+    cli.add_opts_argument(parser)
     return parser.parse_args()
 
 
@@ -52,7 +53,7 @@ def main() -> int:
         headers += ["clips/s", "peak mem (MiB)", "timed input"]
     rows = []
     for path in args.cfgs:
-        cfg = load_config(path)
+        cfg = load_config(path, args.opts)
         model = build_model(cfg)
         frames, train_crop, test_crop = cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE
         row = [
@@ -65,7 +66,7 @@ def main() -> int:
         if not args.no_speed:
             setting = SpeedSetting(frames=args.frames or frames, crop=args.crop or train_crop,
                                    batch_size=args.batch_size, device=args.device, iters=args.iters)
-            result = time_in_subprocess(functools.partial(build_from_file, path), setting)
+            result = time_in_subprocess(functools.partial(build_from_file, path, args.opts), setting)
             if "error" in result:
                 row += ["failed", result["error"], setting.describe()]
             else:
