@@ -20,16 +20,11 @@ import torch  # noqa: E402
 from rs3d.config import load_config  # noqa: E402
 from rs3d.models.build import build_model  # noqa: E402
 from rs3d.utils import cli  # noqa: E402
-from rs3d.utils.benchmark import SpeedSetting, time_in_subprocess  # noqa: E402
+from rs3d.utils.benchmark import SpeedSetting, build_for_clip, time_in_subprocess  # noqa: E402
 from rs3d.utils.complexity import count_gflops, count_parameters  # noqa: E402
 from rs3d.utils.tables import markdown_table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def build_from_file(path: str, opts: list[str]) -> torch.nn.Module:
-    """Picklable model factory for the timing subprocess."""
-    return build_model(load_config(path, opts))
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,7 +61,8 @@ def main() -> int:
         if not args.no_speed:
             setting = SpeedSetting(frames=args.frames or frames, crop=args.crop or train_crop,
                                    batch_size=args.batch_size, device=args.device, iters=args.iters)
-            result = time_in_subprocess(functools.partial(build_from_file, path, args.opts), setting)
+            factory = functools.partial(build_for_clip, path, args.opts, setting.frames, setting.crop)
+            result = time_in_subprocess(factory, setting)
             if "error" in result:
                 row += ["failed", result["error"], setting.describe()]
             else:
