@@ -7,11 +7,15 @@ pytorchvideo's global output pool) at larger test crops too.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
-from pytorchvideo.models import hub
-from pytorchvideo.models.x3d import create_x3d
 from torch import nn
+
+with warnings.catch_warnings():  # pytorchvideo 0.1.5 calls the deprecated torch.jit.script at import time
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    from pytorchvideo.models import hub
+    from pytorchvideo.models.x3d import create_x3d
 
 #: ResNet-style pytorchvideo builders and the total temporal downsampling before their head.
 _RESNETS: dict[str, tuple[Callable[..., nn.Module], int]] = {

@@ -50,6 +50,15 @@ def build_for_clip(config_path: str, opts: list[str], frames: int, crop: int) ->
 
 
 def _rss_mib() -> float:
+    """Peak resident memory of this process. Linux's VmHWM belongs to this process image alone; ru_maxrss would
+    also carry the parent's peak across the fork that starts a spawned process."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
