@@ -29,8 +29,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cfgs", nargs="+", default=sorted(glob.glob(os.path.join(ROOT, "configs/kinetics400/*.yaml"))),
-                        help="config files (default: all of configs/kinetics400/)")
+    zoo = sorted(glob.glob(os.path.join(ROOT, "configs/kinetics400/*.yaml")))
+    parser.add_argument("--cfgs", nargs="+", default=zoo, help="config files (default: all of configs/kinetics400/)")
     parser.add_argument("--batch-size", type=int, default=1, help="clips per inference call")
     parser.add_argument("--frames", type=int, default=0, help="timing input frames (default: DATA.NUM_FRAMES)")
     parser.add_argument("--crop", type=int, default=0, help="timing input crop (default: DATA.TRAIN_CROP_SIZE)")
@@ -71,7 +71,8 @@ def main() -> int:
         print(" | ".join(row), file=sys.stderr, flush=True)
     print(markdown_table(headers, rows))
     if not args.no_speed:
-        memory = "torch.cuda.max_memory_allocated" if args.device.startswith("cuda") else "peak RSS of the timing process"
+        cuda = args.device.startswith("cuda")
+        memory = "torch.cuda.max_memory_allocated" if cuda else "peak RSS (VmHWM) of the timing process"
         print(f"\nGFLOPs: fvcore, one multiply-add = one FLOP, eval mode. Peak memory: {memory}. "
               f"Threads: {torch.get_num_threads()}.")
     return 0

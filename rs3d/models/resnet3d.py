@@ -22,7 +22,6 @@ from rs3d.models.layers import (
     Padding,
     SelfGating3d,
     SqueezeExcite3d,
-    triple,
 )
 
 StemType = Literal["v0", "v1"]
