@@ -1,0 +1,139 @@
+"""Annotation files: PySlowFast ``path label`` CSVs, official Kinetics CSVs, and class names.
+
+Every problem is reported as ``file:line: reason`` before training starts, so a bad line in a
+240k-line CSV is found in seconds rather than hours into an epoch.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+KINETICS_HEADER = ("label", "youtube_id", "time_start", "time_end", "split")
+DEFAULT_KINETICS_PATH_FORMAT = "{split}/{label}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
+MISSING_FILE_POLICIES = ("error", "drop")
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file; the message names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video of a split: absolute path, label index, and where it was declared."""
+
+    path: str
+    label: int
+    source: str = ""
+
+
+def read_slowfast_csv(csv_path: str, path_prefix: str = "", separator: str = " ",
+                      num_classes: int | None = None) -> list[VideoRecord]:
+    """Read ``path<sep>label`` lines (no header); paths are joined to ``path_prefix``."""
+    records = []
+    with open(csv_path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            where = f"{csv_path}:{number}"
+            parts = line.rsplit(separator, 1) if separator != " " else line.rsplit(None, 1)
+            if len(parts) != 2:
+                raise AnnotationError(f"{where}: expected 'path{separator}label', got {line[:80]!r}")
+            label = _parse_label(parts[1], where, num_classes)
+            records.append(VideoRecord(os.path.join(path_prefix, parts[0].strip()), label, where))
+    if not records:
+        raise AnnotationError(f"{csv_path}: no videos listed")
+    return records
+
+
+def read_kinetics_csv(csv_path: str, video_root: str, class_names: list[str],
+                      path_format: str = DEFAULT_KINETICS_PATH_FORMAT) -> list[VideoRecord]:
+    """Read an official Kinetics CSV (``label,youtube_id,time_start,time_end,split``) into records."""
+    index = {name: i for i, name in enumerate(class_names)}
+    records = []
+    for number, row in _kinetics_rows(csv_path):
+        where = f"{csv_path}:{number}"
+        if row["label"] not in index:
+            raise AnnotationError(f"{where}: unknown class {row['label']!r}")
+        try:
+            start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+        except ValueError:
+            raise AnnotationError(f"{where}: time_start/time_end must be numbers") from None
+        fields = dict(row, time_start=start, time_end=end, label_=row["label"].replace(" ", "_"))
+        path = os.path.join(video_root, path_format.format(**fields))
+        records.append(VideoRecord(path, index[row["label"]], where))
+    if not records:
+        raise AnnotationError(f"{csv_path}: no videos listed")
+    return records
+
+
+def kinetics_class_names(csv_path: str) -> list[str]:
+    """Class names of an official Kinetics CSV: its distinct labels in sorted order (the standard indexing)."""
+    return sorted({row["label"] for _, row in _kinetics_rows(csv_path)})
+
+
+def is_kinetics_csv(csv_path: str) -> bool:
+    """True when the first line is the official Kinetics header."""
+    with open(csv_path, encoding="utf-8") as f:
+        header = f.readline().strip().split(",")
+    return tuple(h.strip() for h in header[:5]) == KINETICS_HEADER
+
+
+def load_class_names(path: str) -> list[str]:
+    """Class names from a JSON list, or a PySlowFast ``{"name": index}`` mapping."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AnnotationError(f"{path}: cannot read class names ({exc})") from None
+    if isinstance(data, list) and all(isinstance(n, str) for n in data):
+        return list(data)
+    if isinstance(data, dict):
+        names = sorted(data, key=lambda n: data[n])
+        if sorted(data.values()) != list(range(len(data))):
+            raise AnnotationError(f"{path}: class indices must be 0..{len(data) - 1} without gaps")
+        return names
+    raise AnnotationError(f"{path}: expected a JSON list of names or a {{name: index}} object")
+
+
+def drop_or_fail_missing(records: list[VideoRecord], policy: str = "error", show: int = 5) -> list[VideoRecord]:
+    """Check every file exists; report count and first names, then stop ("error") or drop them ("drop")."""
+    if policy not in MISSING_FILE_POLICIES:
+        raise ValueError(f"DATA.MISSING_FILES must be one of {MISSING_FILE_POLICIES}, got {policy!r}")
+    missing = [r for r in records if not os.path.isfile(r.path)]
+    if not missing:
+        return records
+    names = ", ".join(f"{r.path} ({r.source})" for r in missing[:show])
+    more = f" and {len(missing) - show} more" if len(missing) > show else ""
+    message = f"{len(missing)} of {len(records)} videos are missing: {names}{more}"
+    if policy == "error":
+        raise AnnotationError(message + " (set DATA.MISSING_FILES drop to train without them)")
+    logger.warning("%s; dropping them", message)
+    missing_set = set(id(r) for r in missing)
+    return [r for r in records if id(r) not in missing_set]
+
+
+def _parse_label(text: str, where: str, num_classes: int | None) -> int:
+    try:
+        label = int(text)
+    except ValueError:
+        raise AnnotationError(f"{where}: label must be an integer, got {text!r}") from None
+    if label < 0 or (num_classes is not None and label >= num_classes):
+        raise AnnotationError(f"{where}: label {label} out of range [0, {num_classes})")
+    return label
+
+
+def _kinetics_rows(csv_path: str):
+    with open(csv_path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or tuple(reader.fieldnames[:5]) != KINETICS_HEADER:
+            raise AnnotationError(f"{csv_path}:1: expected header {','.join(KINETICS_HEADER)}")
+        for number, row in enumerate(reader, start=2):
+            if None in row or any(row.get(k) in (None, "") for k in ("label", "youtube_id")):
+                raise AnnotationError(f"{csv_path}:{number}: malformed line")
+            yield number, row

@@ -1,0 +1,195 @@
+"""Clip datasets: decode each video once, cut every clip and view from that one decode.
+
+A video that cannot be decoded never kills a worker. Training replaces it by another video
+(deterministic, bounded retries); testing returns a placeholder marked invalid so evaluation can
+drop it. Either way the failure travels with the batch (``failures``) so the main process logs
+each bad file once and counts skips per epoch (see :class:`SkipTracker`).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from rs3d.data.annotations import VideoRecord
+from rs3d.data.decoders import VideoDecodeError, VideoInfo, open_video, probe_video
+from rs3d.data.sampling import ClipSpec, clip_indices, merge_indices, random_start, uniform_starts
+from rs3d.data.transforms import TestClipTransform, TrainClipTransform, decode_scale, frames_to_tensor, scaled_size
+
+logger = logging.getLogger(__name__)
+
+
+class _VideoSource(Dataset):
+    """Shared decoding: cached probe, backend then fallback, and re-sampling inside a truncated stream."""
+
+    def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, backends: Sequence[str]):
+        if not records:
+            raise ValueError("dataset has no videos")
+        self.records, self.spec, self.backends = list(records), spec, tuple(backends)
+        self._info_cache: dict[str, VideoInfo] = {}  # filled lazily inside each worker
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def info(self, path: str) -> VideoInfo:
+        """Stream facts of ``path``, probed once per worker."""
+        if path not in self._info_cache:
+            self._info_cache[path] = probe_video(path)
+        return self._info_cache[path]
+
+    def decode(self, path: str, size: tuple[int, int] | None,
+               choose_clips) -> tuple[torch.Tensor, list[np.ndarray]]:
+        """Decode the union of the clips chosen by ``choose_clips(num_frames, fps)`` once.
+
+        Returns (U, 3, H, W) uint8 frames and each clip's positions into them. Tries each backend in
+        turn; when a stream ends early, re-chooses the clips inside the frames that can be decoded.
+        """
+        info = self.info(path)
+        errors = []
+        for backend in self.backends:
+            try:
+                reader = open_video(path, backend, size, info)
+            except VideoDecodeError as exc:
+                errors.append(exc.reason)
+                continue
+            num_frames = reader.info.num_frames
+            for _ in range(2):
+                clips = choose_clips(num_frames, reader.info.fps)
+                unique, positions = merge_indices(clips)
+                try:
+                    frames = reader.get_frames(unique)
+                    reader.close()
+                    return frames_to_tensor(frames), positions
+                except VideoDecodeError as exc:
+                    errors.append(exc.reason)
+                    if not exc.decodable_frames or exc.decodable_frames >= num_frames:
+                        break
+                    num_frames = exc.decodable_frames
+            reader.close()
+        raise VideoDecodeError(path, "; ".join(dict.fromkeys(errors)))
+
+
+class TrainClipDataset(_VideoSource):
+    """Random clip(s) per video with augmentation; ``clips_per_video`` > 1 is repeated augmentation."""
+
+    def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, transform: TrainClipTransform,
+                 backends: Sequence[str] = ("decord", "pyav"), clips_per_video: int = 1, max_retries: int = 10):
+        super().__init__(records, spec, backends)
+        self.transform, self.clips_per_video, self.max_retries = transform, clips_per_video, max_retries
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        failures = []
+        for attempt in range(self.max_retries + 1):
+            current = replacement_index(index, attempt, len(self))
+            record = self.records[current]
+            try:
+                video = self._load(record.path)
+                return {"video": video, "label": record.label, "index": current, "failures": failures}
+            except VideoDecodeError as exc:
+                failures.append((record.path, exc.reason))
+        paths = ", ".join(p for p, _ in failures[:3])
+        raise RuntimeError(f"{len(failures)} videos in a row failed to decode (first: {paths}); "
+                           "is the dataset readable? run tools/check_dataset.py")
+
+    def _load(self, path: str) -> torch.Tensor:
+        info = self.info(path)
+        boxes = [self.transform.sample_box(info.height, info.width) for _ in range(self.clips_per_video)]
+        size = scaled_size(info.height, info.width, decode_scale(boxes, self.transform.crop_size))
+
+        def choose(num_frames: int, fps: float) -> list[np.ndarray]:
+            starts = [random_start(self.spec, num_frames, fps) for _ in boxes]
+            return [clip_indices(self.spec, s, num_frames, fps) for s in starts]
+
+        frames, positions = self.decode(path, size, choose)
+        scale = (frames.shape[-2] / info.height, frames.shape[-1] / info.width)
+        clips = [self.transform(_take(frames, pos), box, scale) for pos, box in zip(positions, boxes)]
+        return torch.stack(clips)  # (K, 3, T, crop, crop)
+
+
+class TestClipDataset(_VideoSource):
+    """All ``num_clips`` x ``num_crops`` views of a video from a single decode at the test size."""
+
+    def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, transform: TestClipTransform,
+                 num_clips: int = 10, backends: Sequence[str] = ("decord", "pyav")):
+        super().__init__(records, spec, backends)
+        self.transform, self.num_clips = transform, num_clips
+
+    def num_views(self) -> int:
+        return self.num_clips * self.transform.num_crops
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        record = self.records[index]
+        try:
+            video, failures, valid = self._load(record.path), [], True
+        except VideoDecodeError as exc:
+            size = self.transform.crop_size
+            video = torch.zeros(self.num_views(), 3, self.spec.num_frames, size, size, dtype=torch.uint8)
+            failures, valid = [(record.path, exc.reason)], False
+        return {"video": video, "label": record.label, "index": index, "failures": failures, "valid": valid}
+
+    def _load(self, path: str) -> torch.Tensor:
+        info = self.info(path)
+        size = self.transform.decode_size(info.height, info.width)
+
+        def choose(num_frames: int, fps: float) -> list[np.ndarray]:
+            starts = uniform_starts(self.spec, num_frames, fps, self.num_clips)
+            return [clip_indices(self.spec, s, num_frames, fps) for s in starts]
+
+        frames, positions = self.decode(path, size, choose)
+        views = [self.transform(_take(frames, pos)) for pos in positions]  # each (crops, 3, T, S, S)
+        return torch.cat(views)  # (clips * crops, 3, T, S, S), clip-major
+
+
+def _take(frames: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+    """Frames at ``positions``; no copy when they are all the decoded frames in order."""
+    if len(positions) == len(frames) and np.array_equal(positions, np.arange(len(frames))):
+        return frames
+    return frames[torch.from_numpy(positions)]
+
+
+def replacement_index(index: int, attempt: int, size: int) -> int:
+    """The video that stands in for ``index`` on retry ``attempt`` (0 = itself): deterministic, spread out."""
+    if attempt == 0 or size == 1:
+        return index
+    return (index + 1 + (index * 104729 + attempt * 7919) % (size - 1)) % size
+
+
+def collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack a batch; training clips of one video are flattened into the batch (repeated augmentation)."""
+    videos = [s["video"] for s in samples]
+    labels = torch.tensor([s["label"] for s in samples])
+    indices = torch.tensor([s["index"] for s in samples])
+    batch: dict[str, Any] = {"failures": [f for s in samples for f in s["failures"]]}
+    if "valid" in samples[0]:  # test: (N, views, 3, T, H, W), one row per video
+        batch.update(video=torch.stack(videos), label=labels, index=indices,
+                     valid=torch.tensor([s["valid"] for s in samples]))
+    else:  # train: (N * K, 3, T, H, W)
+        per_video = videos[0].shape[0]
+        batch.update(video=torch.cat(videos), label=labels.repeat_interleave(per_video),
+                     index=indices.repeat_interleave(per_video))
+    return batch
+
+
+class SkipTracker:
+    """Logs each undecodable file once (in the main process) and counts skips per epoch and overall."""
+
+    def __init__(self) -> None:
+        self.reported: dict[str, str] = {}
+        self.epoch_skips = 0
+        self.total_skips = 0
+
+    def update(self, failures: list[tuple[str, str]]) -> None:
+        for path, reason in failures:
+            self.epoch_skips += 1
+            self.total_skips += 1
+            if path not in self.reported:
+                self.reported[path] = reason
+                logger.warning("skipped unreadable video %s", reason if reason.startswith(path) else f"{path}: {reason}")
+
+    def end_epoch(self) -> int:
+        """Return and reset this epoch's skip count."""
+        count, self.epoch_skips = self.epoch_skips, 0
+        return count

@@ -1,0 +1,229 @@
+"""Video decoding behind one small interface: decord by default, PyAV as the fallback.
+
+A reader is opened per sample inside the DataLoader worker (a decord reader created in the parent
+before the workers fork hangs them). Only the requested frame indices are returned, already resized
+at decode time when an output size is given, so full-resolution frames are never materialised in
+Python. decord builds differ in how they treat a rotation (display matrix): 0.6.0 applies it at
+native size and applies it *before* a decode-time resize, other builds ignore it. So rotated videos
+are decoded with PyAV, which returns stored frames that are rotated here explicitly. Both backends raise :class:`VideoDecodeError` for every kind of failure (missing, empty,
+non-video, damaged, truncated), so callers handle one exception type.
+
+``import decord`` is satisfied by either ``decord`` or its maintained fork ``decord2``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+BACKENDS = ("decord", "pyav")
+
+
+class VideoDecodeError(Exception):
+    """A video could not be opened or the requested frames could not be decoded."""
+
+    def __init__(self, path: str, reason: str, decodable_frames: int | None = None):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+        # Set when the stream ended early: frames [0, decodable_frames) can still be read.
+        self.decodable_frames = decodable_frames
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Stream facts a sampler needs; height/width are as displayed (after rotation)."""
+
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+    rotation: int = 0
+    codec: str = ""
+
+
+class VideoReader(Protocol):
+    """What every backend provides: stream facts and frames at indices."""
+
+    info: VideoInfo
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """Return frames at ``indices`` as (N, H, W, 3) uint8 RGB, upright, at the open size."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def probe_video(path: str) -> VideoInfo:
+    """Read stream facts (size, fps, frame count, rotation, codec) with PyAV, decoding one frame."""
+    import av
+
+    _check_file(path)
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise VideoDecodeError(path, "no video stream (audio-only or not a video)")
+            stream = container.streams.video[0]
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise VideoDecodeError(path, "video stream holds no decodable frame")
+            rotation = _normalise_rotation(first.rotation)
+            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+            num_frames = stream.frames or _frames_from_duration(stream, fps)
+            height, width = stream.codec_context.height, stream.codec_context.width
+            if rotation in (90, 270):
+                height, width = width, height
+            return VideoInfo(num_frames, fps, height, width, rotation, stream.codec_context.name)
+    except VideoDecodeError:
+        raise
+    except Exception as exc:  # PyAV raises many error classes (InvalidDataError, OSError, ...)
+        raise VideoDecodeError(path, f"{type(exc).__name__}: {exc}") from None
+
+
+def open_video(path: str, backend: str = "decord", size: tuple[int, int] | None = None,
+               info: VideoInfo | None = None) -> VideoReader:
+    """Open ``path`` with ``backend``; ``size`` = (H, W) as displayed resizes every frame at decode time.
+
+    ``info`` (from :func:`probe_video`, if the caller has it) saves a probe. A rotated video always
+    goes to PyAV, which applies the rotation; decord's handling of rotation depends on its build.
+    """
+    if backend == "decord" and (info is None or info.rotation == 0):
+        return DecordReader(path, size)
+    if backend in BACKENDS:
+        return PyAVReader(path, size, info)
+    raise ValueError(f"unknown decoding backend {backend!r}; choose one of {BACKENDS}")
+
+
+class DecordReader:
+    """decord ``VideoReader`` with one decoding thread (the DataLoader workers give the parallelism)."""
+
+    def __init__(self, path: str, size: tuple[int, int] | None = None):
+        import decord
+
+        _check_file(path)
+        self.path = path
+        height, width = size if size else (-1, -1)
+        try:
+            self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, width=width, height=height)
+        except Exception as exc:  # RuntimeError (missing/empty/non-video) or DECORDError (damaged)
+            raise VideoDecodeError(path, f"decord cannot open: {_first_line(exc)}") from None
+        num_frames = len(self._reader)
+        if num_frames == 0:
+            raise VideoDecodeError(path, "decord found no frames")
+        h, w = size if size else self._reader[0].shape[:2]
+        self.info = VideoInfo(num_frames, float(self._reader.get_avg_fps()), h, w, 0, "")
+        self._reader.seek(0)
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        indices = [int(i) for i in indices]
+        try:
+            frames = self._reader.get_batch(indices).asnumpy()
+        except IndexError:
+            raise VideoDecodeError(
+                self.path, f"frame index {max(indices)} past the end ({self.info.num_frames} frames)"
+            ) from None
+        except Exception as exc:  # decord.DECORDError subclasses Exception, not RuntimeError
+            raise VideoDecodeError(self.path, f"decord cannot decode: {_first_line(exc)}") from None
+        return frames
+
+    def close(self) -> None:
+        self._reader = None
+
+
+class PyAVReader:
+    """PyAV reader: seeks to the keyframe before the first index and decodes forward."""
+
+    def __init__(self, path: str, size: tuple[int, int] | None = None, info: VideoInfo | None = None):
+        import av
+
+        info = info or probe_video(path)
+        self.path, self.rotation = path, info.rotation
+        self._stored = _stored_size(size, self.rotation)
+        h, w = size if size else (info.height, info.width)
+        self.info = VideoInfo(info.num_frames, info.fps, h, w, self.rotation, info.codec)
+        try:
+            self._container = av.open(path)
+        except Exception as exc:
+            raise VideoDecodeError(path, f"PyAV cannot open: {exc}") from None
+        self._stream = self._container.streams.video[0]
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        wanted = sorted(set(int(i) for i in indices))
+        if not wanted:
+            raise ValueError("no frame indices given")
+        decoded: dict[int, np.ndarray] = {}
+        last = -1
+        try:
+            for frame in self._decode_from(wanted[0]):
+                index = self._frame_index(frame)
+                last = max(last, index)
+                if index in wanted and index not in decoded:
+                    decoded[index] = self._to_array(frame)
+                if index >= wanted[-1]:
+                    break
+        except Exception as exc:  # a damaged packet mid-stream
+            raise VideoDecodeError(self.path, f"PyAV cannot decode: {_first_line(exc)}", last + 1 or None) from None
+        missing = [i for i in wanted if i not in decoded]
+        if missing:
+            raise VideoDecodeError(self.path, f"stream ended at frame {last + 1}, wanted {missing[0]}",
+                                   decodable_frames=last + 1 if last >= 0 else None)
+        return _rotate(np.stack([decoded[int(i)] for i in indices]), self.rotation)
+
+    def _decode_from(self, index: int):
+        stream = self._stream
+        if index > 0 and self.info.fps > 0:
+            target = int(index / self.info.fps / stream.time_base) + (stream.start_time or 0)
+            self._container.seek(target, stream=stream, backward=True, any_frame=False)
+        else:
+            self._container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
+        return self._container.decode(stream)
+
+    def _frame_index(self, frame) -> int:
+        start = self._stream.start_time or 0
+        return int(round(float((frame.pts - start) * self._stream.time_base) * self.info.fps))
+
+    def _to_array(self, frame) -> np.ndarray:
+        if self._stored:
+            return frame.to_ndarray(format="rgb24", height=self._stored[0], width=self._stored[1])
+        return frame.to_ndarray(format="rgb24")
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def _check_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise VideoDecodeError(path, "file not found")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodeError(path, "file is empty (0 bytes)")
+
+
+def _frames_from_duration(stream, fps: float) -> int:
+    if stream.duration and stream.time_base and fps:
+        return int(round(float(stream.duration * stream.time_base) * fps))
+    return 0
+
+
+def _normalise_rotation(rotation: float | None) -> int:
+    return int(round((rotation or 0) / 90.0)) % 4 * 90
+
+
+def _stored_size(size: tuple[int, int] | None, rotation: int) -> tuple[int, int] | None:
+    """Output (H, W) as displayed -> the size to ask of the decoder, in the stored orientation."""
+    if size is None:
+        return None
+    return (size[1], size[0]) if rotation in (90, 270) else (size[0], size[1])
+
+
+def _rotate(frames: np.ndarray, rotation: int) -> np.ndarray:
+    """Rotate (N, H, W, C) frames counter-clockwise by ``rotation`` degrees, as players display them."""
+    if rotation == 0:
+        return frames
+    return np.ascontiguousarray(np.rot90(frames, k=rotation // 90, axes=(1, 2)))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

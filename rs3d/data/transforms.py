@@ -1,0 +1,161 @@
+"""Spatial augmentation of whole clips with torchvision.transforms.v2 on ``tv_tensors.Video``.
+
+Crops are planned *before* decoding: each clip's crop box (in displayed-frame coordinates) tells the
+decoder how far it may shrink the frames while it decodes, so a random-resized crop of a 256p video
+becomes a decode-time resize plus a plain crop, and full-resolution frames never reach Python.
+Every random draw (box, flip, RandAugment op and magnitude) is shared by all frames of a clip.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+TRAIN_CROP_MODES = ("rrc", "jitter")
+
+
+@dataclass(frozen=True)
+class Box:
+    """A crop rectangle in pixels: top, left, height, width."""
+
+    top: float
+    left: float
+    height: float
+    width: float
+
+
+class FastRandAugment(v2.RandAugment):
+    """torchvision RandAugment with a bit-identical Sharpness that runs ~6x faster on uint8 video."""
+
+    def _apply_image_or_video_transform(self, image: Any, transform_id: str, magnitude: float,
+                                        interpolation: Any, fill: Any) -> Any:
+        if transform_id == "Sharpness" and image.dtype == torch.uint8:
+            return tv_tensors.wrap(adjust_sharpness_uint8(image, 1.0 + magnitude), like=image)
+        return super()._apply_image_or_video_transform(image, transform_id, magnitude, interpolation, fill)
+
+
+def adjust_sharpness_uint8(video: torch.Tensor, factor: float) -> torch.Tensor:
+    """Same result as ``F.adjust_sharpness`` on uint8 (separable integer box sum instead of a float conv)."""
+    if video.shape[-1] <= 2 or video.shape[-2] <= 2:
+        return video
+    x = video.to(torch.int16)
+    rows = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
+    box = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
+    centre = x[..., 1:-1, 1:-1]
+    blurred = ((box + 4 * centre).float() / 13.0).round_()
+    inner = centre.float()
+    inner.add_(blurred.sub_(inner), alpha=1.0 - factor)
+    out = video.clone()
+    out[..., 1:-1, 1:-1] = inner.clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def decode_scale(boxes: list[Box], crop_size: int) -> tuple[float, float]:
+    """Largest shrink factors (y, x) <= 1 that still leave every box at least ``crop_size`` pixels."""
+    sy = min(1.0, max(crop_size / b.height for b in boxes))
+    sx = min(1.0, max(crop_size / b.width for b in boxes))
+    return sy, sx
+
+
+def cut_clip(frames: torch.Tensor, box: Box, scale: tuple[float, float], crop_size: int) -> torch.Tensor:
+    """Crop ``box`` (displayed coordinates) out of frames decoded at ``scale`` and resize to crop_size."""
+    height, width = frames.shape[-2:]
+    h = _snap(box.height * scale[0], crop_size, height)
+    w = _snap(box.width * scale[1], crop_size, width)
+    top = min(max(int(round(box.top * scale[0])), 0), height - h)
+    left = min(max(int(round(box.left * scale[1])), 0), width - w)
+    clip = frames[..., top:top + h, left:left + w]
+    if (h, w) != (crop_size, crop_size):
+        clip = F.resize(clip, [crop_size, crop_size], antialias=True)
+    return clip
+
+
+def _snap(length: float, crop_size: int, limit: int) -> int:
+    """Round a box side; within a pixel of the crop size it becomes exactly the crop size (no resize)."""
+    size = crop_size if abs(length - crop_size) < 1.0 else int(round(length))
+    return max(1, min(size, limit))
+
+
+class TrainClipTransform:
+    """One random clip box per clip, then flip and RandAugment, all frames sharing each draw."""
+
+    def __init__(self, crop_size: int, mode: str = "rrc", area: tuple[float, float] = (0.08, 1.0),
+                 aspect: tuple[float, float] = (0.5, 2.0), jitter: tuple[int, int] = (256, 320),
+                 flip_prob: float = 0.5, randaug_layers: int = 0, randaug_magnitude: int = 10):
+        if mode not in TRAIN_CROP_MODES:
+            raise ValueError(f"train crop mode must be one of {TRAIN_CROP_MODES}, got {mode!r}")
+        self.crop_size, self.mode, self.jitter = crop_size, mode, jitter
+        self._rrc = v2.RandomResizedCrop(crop_size, scale=area, ratio=aspect)
+        augment: list[v2.Transform] = []
+        if flip_prob > 0:
+            augment.append(v2.RandomHorizontalFlip(flip_prob))
+        if randaug_layers > 0:
+            augment.append(FastRandAugment(randaug_layers, randaug_magnitude))
+        self._augment = v2.Compose(augment) if augment else None
+
+    def sample_box(self, height: int, width: int) -> Box:
+        """Draw the crop box of one clip in displayed-frame coordinates."""
+        if self.mode == "rrc":
+            dummy = tv_tensors.Video(torch.empty(1, dtype=torch.uint8).expand(1, 3, height, width))
+            p = self._rrc.make_params([dummy])
+            return Box(p["top"], p["left"], p["height"], p["width"])
+        short = int(torch.randint(self.jitter[0], self.jitter[1] + 1, (1,)))
+        side = self.crop_size * min(height, width) / short  # the crop, seen at the source resolution
+        side = min(side, height, width)
+        top = float(torch.rand(1)) * (height - side)
+        left = float(torch.rand(1)) * (width - side)
+        return Box(top, left, side, side)
+
+    def __call__(self, frames: torch.Tensor, box: Box, scale: tuple[float, float]) -> torch.Tensor:
+        """(T, 3, H, W) uint8 frames decoded at ``scale`` -> augmented (3, T, crop, crop) uint8 clip."""
+        clip = tv_tensors.Video(cut_clip(frames, box, scale, self.crop_size))
+        if self._augment is not None:
+            clip = self._augment(clip)
+        return clip.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
+
+
+class TestClipTransform:
+    """Short side resized (at decode time) to ``crop_size``, then 1 centre or 3 edge-to-edge square crops."""
+
+    def __init__(self, crop_size: int, num_crops: int = 3):
+        if num_crops not in (1, 3):
+            raise ValueError(f"TEST.NUM_SPATIAL_CROPS must be 1 or 3, got {num_crops}")
+        self.crop_size, self.num_crops = crop_size, num_crops
+
+    def decode_size(self, height: int, width: int) -> tuple[int, int]:
+        """Frame size to decode at: short side = crop size, aspect kept."""
+        scale = self.crop_size / min(height, width)
+        return max(self.crop_size, int(round(height * scale))), max(self.crop_size, int(round(width * scale)))
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        """(T, 3, H, W) uint8 at decode size -> (num_crops, 3, T, crop, crop) uint8."""
+        height, width = frames.shape[-2:]
+        size = self.crop_size
+        if min(height, width) != size:
+            frames = F.resize(frames, [size], antialias=True)
+            height, width = frames.shape[-2:]
+        positions = [0.5] if self.num_crops == 1 else [0.0, 0.5, 1.0]
+        crops = []
+        for p in positions:
+            top = int(round((height - size) * p)) if height > width else (height - size) // 2
+            left = int(round((width - size) * p)) if width >= height else (width - size) // 2
+            crops.append(frames[..., top:top + size, left:left + size].permute(1, 0, 2, 3))
+        return torch.stack(crops).contiguous()
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """Decoder output (T, H, W, 3) uint8 -> (T, 3, H, W) view without a copy."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2)
+
+
+def scaled_size(height: int, width: int, scale: tuple[float, float]) -> tuple[int, int] | None:
+    """Decode size for a (y, x) shrink; None when no shrink is needed."""
+    if scale[0] >= 1.0 and scale[1] >= 1.0:
+        return None
+    return max(1, math.ceil(height * scale[0] - 1e-6)), max(1, math.ceil(width * scale[1] - 1e-6))
