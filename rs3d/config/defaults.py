@@ -73,6 +73,63 @@ _C.DATA.TRAIN_CROP_SIZE = 224
 _C.DATA.TEST_CROP_SIZE = 256
 # Input channels (RGB).
 _C.DATA.INPUT_CHANNEL_NUM = 3
+# Folder holding train.csv / val.csv / test.csv (PySlowFast "path label" lines or official Kinetics CSVs).
+_C.DATA.PATH_TO_DATA_DIR = ""
+# Prefix joined in front of every video path of a PySlowFast CSV (default: PATH_TO_DATA_DIR).
+_C.DATA.PATH_PREFIX = ""
+# Separator between path and label in PySlowFast CSVs (" " means any whitespace).
+_C.DATA.PATH_LABEL_SEPARATOR = " "
+# Official Kinetics CSV row -> file under PATH_PREFIX; fields: split, label, label_, youtube_id, time_start, time_end.
+_C.DATA.KINETICS_PATH_FORMAT = "{split}/{label}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
+# Class names (JSON list or {"name": index}); default DATA_DIR/classnames.json, else the official train CSV.
+_C.DATA.CLASS_NAMES_FILE = ""
+# Listed videos that do not exist: "error" stops before training, "drop" trains without them (both report them).
+_C.DATA.MISSING_FILES = "error"
+# Generate the embedded toy motion dataset into PATH_TO_DATA_DIR if it is not there yet.
+_C.DATA.TOY_DATASET = False
+# Decoder: "decord" (default, fast random access) or "pyav".
+_C.DATA.DECODING_BACKEND = "decord"
+# Second decoder tried when the first fails on a video ("" = none); PyAV reads some files decord refuses.
+_C.DATA.FALLBACK_BACKEND = "pyav"
+# Undecodable videos replaced by others, in a row, before training stops with an error.
+_C.DATA.MAX_DECODE_RETRIES = 10
+# Resample to this frame rate before striding (0 = keep the source rate); SAMPLING_RATE is then in target frames.
+_C.DATA.TARGET_FPS = 0.0
+# Clips longer than the video: "loop" from the start (TF behaviour) or "pad" with the last frame.
+_C.DATA.SHORT_VIDEO = "loop"
+# Train spatial crop: "rrc" (random-resized crop, RS recipe) or "jitter" (short side jitter + random crop).
+_C.DATA.TRAIN_CROP_MODE = "rrc"
+# Random-resized crop area range, as fractions of the frame.
+_C.DATA.TRAIN_CROP_AREA = [0.08, 1.0]
+# Random-resized crop aspect-ratio range (width / height).
+_C.DATA.TRAIN_CROP_ASPECT = [0.5, 2.0]
+# Short-side range of the "jitter" crop mode, in pixels.
+_C.DATA.TRAIN_JITTER_SCALES = [256, 320]
+# Probability of a horizontal flip of the whole clip.
+_C.DATA.FLIP_PROB = 0.5
+# RandAugment layers per clip (0 = off); one op and magnitude drawn per clip, applied to every frame.
+_C.DATA.RANDAUGMENT_LAYERS = 2
+# RandAugment magnitude (out of 30 bins): 10 for small models, 15 for larger ones.
+_C.DATA.RANDAUGMENT_MAGNITUDE = 10
+# Clips cut from each decoded training video (repeated augmentation; > 1 cuts decode cost per sample).
+_C.DATA.CLIPS_PER_VIDEO = 1
+# Normalisation on the device: "mean_std" ((x/255 - MEAN) / STD) or "unit" (x/255).
+_C.DATA.NORMALIZATION = "mean_std"
+# Per-channel mean (RGB, 0-1 scale).
+_C.DATA.MEAN = [0.45, 0.45, 0.45]
+# Per-channel standard deviation (RGB, 0-1 scale).
+_C.DATA.STD = [0.225, 0.225, 0.225]
+
+# ---------------------------------------------------------------------------- data loader
+_C.DATA_LOADER = CN()
+# Worker processes per training process (0 = load in the main process).
+_C.DATA_LOADER.NUM_WORKERS = 8
+# Page-locked host memory for faster copies to the GPU.
+_C.DATA_LOADER.PIN_MEMORY = True
+# Keep workers (and their per-video probe cache) alive across epochs.
+_C.DATA_LOADER.PERSISTENT_WORKERS = True
+# Batches prepared ahead by each worker.
+_C.DATA_LOADER.PREFETCH_FACTOR = 2
 
 # ---------------------------------------------------------------------------- solver (RS recipe)
 _C.SOLVER = CN()
@@ -101,8 +158,12 @@ _C.TRAIN.BATCH_SIZE = 8
 _C.TEST = CN()
 # Run the final multi-view test.
 _C.TEST.ENABLE = True
-# Clips per process per test step.
+# Videos per process per test step (each brings all its views).
 _C.TEST.BATCH_SIZE = 8
+# Temporal clips per video, spread uniformly, in the final test.
+_C.TEST.NUM_ENSEMBLE_VIEWS = 10
+# Spatial crops per clip in the final test: 3 (left/centre/right, or top/centre/bottom) or 1 (centre).
+_C.TEST.NUM_SPATIAL_CROPS = 3
 
 # ---------------------------------------------------------------------------- misc
 # Where logs, checkpoints and the merged config go.

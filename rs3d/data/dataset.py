@@ -187,7 +187,7 @@ class SkipTracker:
             self.total_skips += 1
             if path not in self.reported:
                 self.reported[path] = reason
-                logger.warning("skipped unreadable video %s", reason if reason.startswith(path) else f"{path}: {reason}")
+                logger.warning("skipped unreadable video %s: %s", path, reason)
 
     def end_epoch(self) -> int:
         """Return and reset this epoch's skip count."""

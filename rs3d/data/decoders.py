@@ -5,8 +5,9 @@ before the workers fork hangs them). Only the requested frame indices are return
 at decode time when an output size is given, so full-resolution frames are never materialised in
 Python. decord builds differ in how they treat a rotation (display matrix): 0.6.0 applies it at
 native size and applies it *before* a decode-time resize, other builds ignore it. So rotated videos
-are decoded with PyAV, which returns stored frames that are rotated here explicitly. Both backends raise :class:`VideoDecodeError` for every kind of failure (missing, empty,
-non-video, damaged, truncated), so callers handle one exception type.
+are decoded with PyAV, which returns stored frames that are rotated here explicitly. Both backends
+raise :class:`VideoDecodeError` for every kind of failure (missing, empty, non-video, damaged,
+truncated), so callers handle one exception type.
 
 ``import decord`` is satisfied by either ``decord`` or its maintained fork ``decord2``.
 """
@@ -107,14 +108,14 @@ class DecordReader:
         height, width = size if size else (-1, -1)
         try:
             self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, width=width, height=height)
+            num_frames = len(self._reader)
+            h, w = size if size else ((0, 0) if num_frames == 0 else self._reader[0].shape[:2])
+            self._reader.seek(0)
         except Exception as exc:  # RuntimeError (missing/empty/non-video) or DECORDError (damaged)
             raise VideoDecodeError(path, f"decord cannot open: {_first_line(exc)}") from None
-        num_frames = len(self._reader)
         if num_frames == 0:
             raise VideoDecodeError(path, "decord found no frames")
-        h, w = size if size else self._reader[0].shape[:2]
         self.info = VideoInfo(num_frames, float(self._reader.get_avg_fps()), h, w, 0, "")
-        self._reader.seek(0)
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         indices = [int(i) for i in indices]

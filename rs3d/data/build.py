@@ -1,0 +1,158 @@
+"""The one place where a config becomes datasets and loaders: ``build_loader(cfg, split)``."""
+from __future__ import annotations
+
+import os
+
+import torch
+from fvcore.common.config import CfgNode
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+
+from rs3d.config.loader import ConfigError
+from rs3d.data.annotations import (
+    AnnotationError,
+    VideoRecord,
+    drop_or_fail_missing,
+    is_kinetics_csv,
+    kinetics_class_names,
+    load_class_names,
+    read_kinetics_csv,
+    read_slowfast_csv,
+)
+from rs3d.data.dataset import TestClipDataset, TrainClipDataset, collate_clips
+from rs3d.data.sampling import ClipSpec
+from rs3d.data.transforms import TestClipTransform, TrainClipTransform
+
+SPLITS = ("train", "val", "test")
+
+
+def prepare_data_dir(cfg: CfgNode) -> str:
+    """Return DATA.PATH_TO_DATA_DIR, generating the toy dataset there first when DATA.TOY_DATASET is on."""
+    data_dir = cfg.DATA.PATH_TO_DATA_DIR
+    if not data_dir:
+        raise ConfigError("DATA.PATH_TO_DATA_DIR: not set (a folder with train.csv / val.csv / test.csv)")
+    if cfg.DATA.TOY_DATASET:
+        from rs3d.data.toy import ensure_toy_dataset
+
+        ensure_toy_dataset(data_dir)
+    return data_dir
+
+
+def load_class_names_for(cfg: CfgNode) -> list[str]:
+    """Class names: DATA.CLASS_NAMES_FILE, else DATA_DIR/classnames.json, else the official train CSV's labels."""
+    data_dir = prepare_data_dir(cfg)
+    names_file = cfg.DATA.CLASS_NAMES_FILE or os.path.join(data_dir, "classnames.json")
+    if os.path.isfile(names_file):
+        names = load_class_names(names_file)
+    else:
+        train_csv = os.path.join(data_dir, "train.csv")
+        if cfg.DATA.CLASS_NAMES_FILE or not (os.path.isfile(train_csv) and is_kinetics_csv(train_csv)):
+            raise AnnotationError(f"{names_file}: class names file not found")
+        names = kinetics_class_names(train_csv)
+    if len(names) != cfg.MODEL.NUM_CLASSES:
+        raise ConfigError(f"MODEL.NUM_CLASSES: {cfg.MODEL.NUM_CLASSES}, but {names_file} lists {len(names)} classes")
+    return names
+
+
+def load_records(cfg: CfgNode, split: str) -> list[VideoRecord]:
+    """Read ``DATA_DIR/<split>.csv`` (either format), check labels and files, apply DATA.MISSING_FILES."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    data_dir = prepare_data_dir(cfg)
+    csv_path = os.path.join(data_dir, f"{split}.csv")
+    if not os.path.isfile(csv_path):
+        raise AnnotationError(f"{csv_path}: annotation file not found")
+    prefix = cfg.DATA.PATH_PREFIX or data_dir
+    if is_kinetics_csv(csv_path):
+        records = read_kinetics_csv(csv_path, prefix, load_class_names_for(cfg), cfg.DATA.KINETICS_PATH_FORMAT)
+    else:
+        records = read_slowfast_csv(csv_path, prefix, cfg.DATA.PATH_LABEL_SEPARATOR, cfg.MODEL.NUM_CLASSES)
+    return drop_or_fail_missing(records, cfg.DATA.MISSING_FILES)
+
+
+def clip_spec(cfg: CfgNode) -> ClipSpec:
+    """Temporal sampling of one clip."""
+    d = cfg.DATA
+    return ClipSpec(d.NUM_FRAMES, d.SAMPLING_RATE, d.TARGET_FPS, d.SHORT_VIDEO)
+
+
+def backends(cfg: CfgNode) -> tuple[str, ...]:
+    """Decoder, then the fallback decoder if any."""
+    first, second = cfg.DATA.DECODING_BACKEND, cfg.DATA.FALLBACK_BACKEND
+    return (first,) if not second or second == first else (first, second)
+
+
+def build_dataset(cfg: CfgNode, split: str, multi_view: bool | None = None):
+    """Train split: augmented random clips. Other splits: all test views (``multi_view``) or one centre view."""
+    d = cfg.DATA
+    records = load_records(cfg, split)
+    if split == "train":
+        transform = TrainClipTransform(
+            d.TRAIN_CROP_SIZE, d.TRAIN_CROP_MODE, tuple(d.TRAIN_CROP_AREA), tuple(d.TRAIN_CROP_ASPECT),
+            tuple(d.TRAIN_JITTER_SCALES), d.FLIP_PROB, d.RANDAUGMENT_LAYERS, d.RANDAUGMENT_MAGNITUDE)
+        return TrainClipDataset(records, clip_spec(cfg), transform, backends(cfg), d.CLIPS_PER_VIDEO,
+                                d.MAX_DECODE_RETRIES)
+    multi_view = split == "test" if multi_view is None else multi_view
+    num_clips = cfg.TEST.NUM_ENSEMBLE_VIEWS if multi_view else 1
+    num_crops = cfg.TEST.NUM_SPATIAL_CROPS if multi_view else 1
+    return TestClipDataset(records, clip_spec(cfg), TestClipTransform(d.TEST_CROP_SIZE, num_crops), num_clips,
+                           backends(cfg))
+
+
+def build_loader(cfg: CfgNode, split: str, multi_view: bool | None = None, rank: int = 0, world_size: int = 1,
+                 seed: int | None = None) -> DataLoader:
+    """DataLoader yielding uint8 batches (see ``collate_clips``); sharded by rank when world_size > 1.
+
+    Training batches hold TRAIN.BATCH_SIZE clips per process (BATCH_SIZE / CLIPS_PER_VIDEO videos);
+    test batches hold TEST.BATCH_SIZE videos with all their views.
+    """
+    dataset = build_dataset(cfg, split, multi_view)
+    train = split == "train"
+    if train:
+        per_video = cfg.DATA.CLIPS_PER_VIDEO
+        if cfg.TRAIN.BATCH_SIZE % per_video:
+            raise ConfigError(f"TRAIN.BATCH_SIZE: {cfg.TRAIN.BATCH_SIZE} is not a multiple of "
+                              f"DATA.CLIPS_PER_VIDEO {per_video}")
+        batch_size = cfg.TRAIN.BATCH_SIZE // per_video
+    else:
+        batch_size = cfg.TEST.BATCH_SIZE
+    seed = cfg.SEED if seed is None else seed
+    generator = torch.Generator().manual_seed(seed)
+    if world_size > 1:
+        sampler = DistributedSampler(dataset, world_size, rank, shuffle=train, seed=seed, drop_last=train)
+    else:
+        sampler = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
+    workers = cfg.DATA_LOADER.NUM_WORKERS
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate_clips,
+        pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(), drop_last=train,
+        persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
+        prefetch_factor=cfg.DATA_LOADER.PREFETCH_FACTOR if workers > 0 else None, generator=generator,
+    )
+
+
+class ClipNormalizer:
+    """uint8 (N, 3, T, H, W) on the host -> normalised float on ``device``, batched (the loader stays uint8)."""
+
+    def __init__(self, mean: list[float], std: list[float], mode: str = "mean_std",
+                 device: torch.device | str = "cpu", channels_last: bool = False):
+        if mode not in ("mean_std", "unit"):
+            raise ValueError(f"DATA.NORMALIZATION must be 'mean_std' or 'unit', got {mode!r}")
+        self.device = torch.device(device)
+        self.channels_last = channels_last
+        shape = (1, 3, 1, 1, 1)
+        m = torch.tensor(mean if mode == "mean_std" else [0.0] * 3).view(shape) * 255.0
+        s = torch.tensor(std if mode == "mean_std" else [1.0] * 3).view(shape) * 255.0
+        self.mean, self.inv_std = m.to(self.device), (1.0 / s).to(self.device)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, device: torch.device | str = "cpu", channels_last: bool = False):
+        return cls(list(cfg.DATA.MEAN), list(cfg.DATA.STD), cfg.DATA.NORMALIZATION, device, channels_last)
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        """Normalise a (N, 3, T, H, W) or (N, V, 3, T, H, W) uint8 batch on the device."""
+        views = video.shape[:-4]
+        x = video.to(self.device, non_blocking=True).reshape(-1, *video.shape[-4:]).float()
+        x = (x - self.mean) * self.inv_std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        return x if len(views) == 1 else x.reshape(*views, *x.shape[1:])

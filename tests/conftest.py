@@ -1,0 +1,87 @@
+"""Shared test fixtures: small H.264 videos written with PyAV."""
+from __future__ import annotations
+
+import os
+
+import av
+import numpy as np
+import pytest
+
+
+def moving_frames(num_frames: int = 60, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
+    """A smooth random texture panning right, plus a frame-number stripe, so every frame differs."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (height // 4 + 1, (width + num_frames) // 4 + 2, 3), dtype=np.uint8)
+    big = np.repeat(np.repeat(base, 4, axis=0), 4, axis=1)
+    frames = np.stack([big[:height, t:t + width] for t in range(num_frames)]).copy()
+    frames[:, :4, :, :] = (np.arange(num_frames) * 4 % 256).astype(np.uint8)[:, None, None, None]
+    return frames
+
+
+def write_h264(path: str, frames: np.ndarray, fps: int = 30, gop: int | None = None, faststart: bool = False,
+               rotation: int = 0) -> str:
+    """Write (T, H, W, 3) uint8 frames as H.264 mp4; optional GOP, faststart moov and display rotation."""
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(path, "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        if gop:
+            stream.codec_context.gop_size = gop
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_audio_only(path: str) -> str:
+    """An mp4 holding one AAC audio stream and no video."""
+    with av.open(path, "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        samples = (np.sin(np.linspace(0, 200, 16000)) * 0.3).astype(np.float32)[None]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory) -> dict[str, str]:
+    """Good and bad videos, by kind, generated once per test session."""
+    root = tmp_path_factory.mktemp("videos")
+    paths = {}
+    frames = moving_frames(60)
+    paths["good"] = write_h264(str(root / "good.mp4"), frames)
+    paths["good2"] = write_h264(str(root / "good2.mp4"), moving_frames(45, seed=1), gop=8)
+    paths["short"] = write_h264(str(root / "short.mp4"), moving_frames(10, seed=2))
+    paths["fps15"] = write_h264(str(root / "fps15.mp4"), moving_frames(30, seed=3), fps=15)
+    paths["portrait"] = write_h264(str(root / "portrait.mp4"), moving_frames(20, 64, 40, seed=4))
+    paths["rotated"] = write_h264(str(root / "rotated.mp4"), moving_frames(20, seed=5), rotation=90)
+    faststart = write_h264(str(root / "faststart.mp4"), moving_frames(90, seed=6), faststart=True)
+    data = open(faststart, "rb").read()
+    paths["truncated_faststart"] = str(root / "truncated_faststart.mp4")
+    open(paths["truncated_faststart"], "wb").write(data[: len(data) * 2 // 3])
+    data = open(paths["good"], "rb").read()
+    paths["truncated"] = str(root / "truncated.mp4")
+    open(paths["truncated"], "wb").write(data[: len(data) // 2])
+    damaged = bytearray(data)
+    rng = np.random.default_rng(0)
+    start = len(data) // 3
+    damaged[start:start + len(data) // 3] = rng.integers(0, 256, len(data) // 3, dtype=np.uint8).tobytes()
+    paths["damaged"] = str(root / "damaged.mp4")
+    open(paths["damaged"], "wb").write(bytes(damaged))
+    paths["empty"] = str(root / "empty.mp4")
+    open(paths["empty"], "wb").close()
+    paths["text"] = str(root / "text.mp4")
+    open(paths["text"], "w").write("this is not a video\n" * 20)
+    paths["audio_only"] = write_audio_only(str(root / "audio.mp4"))
+    paths["missing"] = str(root / "missing.mp4")
+    assert not os.path.exists(paths["missing"])
+    return paths
