@@ -23,6 +23,7 @@ setup(
         "iopath>=0.1.9",
         "numpy>=1.24",
         "PyYAML>=6.0",
+        "tensorboard>=2.10",
     ],
     extras_require={"test": ["pytest>=8", "timm>=1.0"]},
     classifiers=[

@@ -147,6 +147,14 @@ _C.SOLVER.MAX_EPOCH = 350
 _C.SOLVER.WARMUP_EPOCHS = 5.0
 # Label smoothing of the cross-entropy loss.
 _C.SOLVER.LABEL_SMOOTHING = 0.1
+# Nesterov momentum.
+_C.SOLVER.NESTEROV = True
+# EMA decay of weights and BN statistics, warmed up as min(decay, (1+t)/(10+t)); 0 turns EMA off.
+_C.SOLVER.EMA_DECAY = 0.9999
+# Clip the global gradient norm to this value (0 = no clipping).
+_C.SOLVER.GRAD_CLIP_NORM = 0.0
+# Micro-batches accumulated per optimiser step; the global batch is BATCH_SIZE x processes x this.
+_C.SOLVER.ACCUMULATION_STEPS = 1
 
 # ---------------------------------------------------------------------------- train / test
 _C.TRAIN = CN()
@@ -154,6 +162,34 @@ _C.TRAIN = CN()
 _C.TRAIN.ENABLE = True
 # Clips per process per step.
 _C.TRAIN.BATCH_SIZE = 8
+# Validate (single view, raw and EMA model) every this many epochs.
+_C.TRAIN.EVAL_PERIOD = 5
+# Write a checkpoint every this many epochs (and always after the last one).
+_C.TRAIN.CHECKPOINT_PERIOD = 1
+# Epoch checkpoints kept (the best one is kept separately).
+_C.TRAIN.KEEP_CHECKPOINTS = 3
+# Continue from the newest checkpoint in OUTPUT_DIR/checkpoints if there is one.
+_C.TRAIN.AUTO_RESUME = True
+# Initial weights (fine-tuning); a head of another shape is re-initialised.
+_C.TRAIN.CHECKPOINT_FILE = ""
+# "auto" (bf16 autocast on GPU, fp32 on CPU), "bf16", "fp16" (with a GradScaler) or "off".
+_C.TRAIN.MIXED_PRECISION = "auto"
+# channels_last_3d memory format for activations and weights.
+_C.TRAIN.CHANNELS_LAST = True
+# torch.compile the model.
+_C.TRAIN.COMPILE = False
+# SyncBatchNorm across processes (DDP on GPUs).
+_C.TRAIN.SYNC_BN = False
+# Recompute BN statistics on training batches before each validation (fvcore precise BN).
+_C.TRAIN.PRECISE_BN = False
+# Batches used by precise BN.
+_C.TRAIN.PRECISE_BN_BATCHES = 200
+# Log one line every this many iterations.
+_C.TRAIN.LOG_PERIOD = 20
+# Device: "auto" (CUDA when available), "cuda" or "cpu".
+_C.TRAIN.DEVICE = "auto"
+# Deterministic algorithms (bit-exact resume and reruns on CPU; slower on GPU).
+_C.TRAIN.DETERMINISTIC = False
 
 _C.TEST = CN()
 # Run the final multi-view test.
@@ -164,6 +200,12 @@ _C.TEST.BATCH_SIZE = 8
 _C.TEST.NUM_ENSEMBLE_VIEWS = 10
 # Spatial crops per clip in the final test: 3 (left/centre/right, or top/centre/bottom) or 1 (centre).
 _C.TEST.NUM_SPATIAL_CROPS = 3
+# How views of a video combine: "softmax_mean", "logit_mean" or "max".
+_C.TEST.VIEW_AGGREGATION = "softmax_mean"
+# Weights to test (tools/test_net.py); default: OUTPUT_DIR's final or newest checkpoint.
+_C.TEST.CHECKPOINT_FILE = ""
+# Split used by the final test ("test" or "val").
+_C.TEST.SPLIT = "test"
 
 # ---------------------------------------------------------------------------- misc
 # Where logs, checkpoints and the merged config go.

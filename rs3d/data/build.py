@@ -19,6 +19,7 @@ from rs3d.data.annotations import (
     read_slowfast_csv,
 )
 from rs3d.data.dataset import TestClipDataset, TrainClipDataset, collate_clips
+from rs3d.data.samplers import EpochSampler
 from rs3d.data.sampling import ClipSpec
 from rs3d.data.transforms import TestClipTransform, TrainClipTransform
 
@@ -90,7 +91,7 @@ def build_dataset(cfg: CfgNode, split: str, multi_view: bool | None = None):
             d.TRAIN_CROP_SIZE, d.TRAIN_CROP_MODE, tuple(d.TRAIN_CROP_AREA), tuple(d.TRAIN_CROP_ASPECT),
             tuple(d.TRAIN_JITTER_SCALES), d.FLIP_PROB, d.RANDAUGMENT_LAYERS, d.RANDAUGMENT_MAGNITUDE)
         return TrainClipDataset(records, clip_spec(cfg), transform, backends(cfg), d.CLIPS_PER_VIDEO,
-                                d.MAX_DECODE_RETRIES)
+                                d.MAX_DECODE_RETRIES, cfg.SEED)
     multi_view = split == "test" if multi_view is None else multi_view
     num_clips = cfg.TEST.NUM_ENSEMBLE_VIEWS if multi_view else 1
     num_crops = cfg.TEST.NUM_SPATIAL_CROPS if multi_view else 1
@@ -102,8 +103,9 @@ def build_loader(cfg: CfgNode, split: str, multi_view: bool | None = None, rank:
                  seed: int | None = None) -> DataLoader:
     """DataLoader yielding uint8 batches (see ``collate_clips``); sharded by rank when world_size > 1.
 
-    Training batches hold TRAIN.BATCH_SIZE clips per process (BATCH_SIZE / CLIPS_PER_VIDEO videos);
-    test batches hold TEST.BATCH_SIZE videos with all their views.
+    Training batches hold TRAIN.BATCH_SIZE clips per process (BATCH_SIZE / CLIPS_PER_VIDEO videos) and
+    the loader's sampler is an :class:`EpochSampler`: call ``loader.sampler.set_epoch(e)`` every epoch.
+    Test batches hold TEST.BATCH_SIZE videos with all their views.
     """
     dataset = build_dataset(cfg, split, multi_view)
     train = split == "train"
@@ -116,17 +118,23 @@ def build_loader(cfg: CfgNode, split: str, multi_view: bool | None = None, rank:
     else:
         batch_size = cfg.TEST.BATCH_SIZE
     seed = cfg.SEED if seed is None else seed
-    generator = torch.Generator().manual_seed(seed)
     if world_size > 1:
         sampler = DistributedSampler(dataset, world_size, rank, shuffle=train, seed=seed, drop_last=train)
     else:
-        sampler = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
+        # Its own generator: the DataLoader draws worker seeds from *its* generator only when it creates
+        # an iterator (not when persistent workers restart), which would shift a shared generator.
+        order = torch.Generator().manual_seed(seed)
+        sampler = RandomSampler(dataset, generator=order) if train else SequentialSampler(dataset)
+    if train:
+        sampler = EpochSampler(sampler, seed)
+        sampler.set_epoch(0)
     workers = cfg.DATA_LOADER.NUM_WORKERS
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate_clips,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(), drop_last=train,
         persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
-        prefetch_factor=cfg.DATA_LOADER.PREFETCH_FACTOR if workers > 0 else None, generator=generator,
+        prefetch_factor=cfg.DATA_LOADER.PREFETCH_FACTOR if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed + 1),
     )
 
 

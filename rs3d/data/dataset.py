@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from rs3d.data.annotations import VideoRecord
 from rs3d.data.decoders import VideoDecodeError, VideoInfo, open_video, probe_video
+from rs3d.data.samplers import sample_seed
 from rs3d.data.sampling import ClipSpec, clip_indices, merge_indices, random_start, uniform_starts
 from rs3d.data.transforms import TestClipTransform, TrainClipTransform, decode_scale, frames_to_tensor, scaled_size
 
@@ -73,14 +74,26 @@ class _VideoSource(Dataset):
 
 
 class TrainClipDataset(_VideoSource):
-    """Random clip(s) per video with augmentation; ``clips_per_video`` > 1 is repeated augmentation."""
+    """Random clip(s) per video with augmentation; ``clips_per_video`` > 1 is repeated augmentation.
+
+    Indexed by ``(epoch, index)`` (see :class:`~rs3d.data.samplers.EpochSampler`) or a plain index
+    (epoch 0); the random draws of a sample depend only on (seed, epoch, index).
+    """
 
     def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, transform: TrainClipTransform,
-                 backends: Sequence[str] = ("decord", "pyav"), clips_per_video: int = 1, max_retries: int = 10):
+                 backends: Sequence[str] = ("decord", "pyav"), clips_per_video: int = 1, max_retries: int = 10,
+                 seed: int = 0):
         super().__init__(records, spec, backends)
         self.transform, self.clips_per_video, self.max_retries = transform, clips_per_video, max_retries
+        self.seed = seed
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, index = item if isinstance(item, tuple) else (0, item)
+        with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG untouched (num_workers=0)
+            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            return self._sample(index)
+
+    def _sample(self, index: int) -> dict[str, Any]:
         failures = []
         for attempt in range(self.max_retries + 1):
             current = replacement_index(index, attempt, len(self))

@@ -49,7 +49,7 @@ def build_for_clip(config_path: str, opts: list[str], frames: int, crop: int) ->
     return build_model(load_config(config_path, sized))
 
 
-def _rss_mib() -> float:
+def cpu_peak_memory_mb() -> float:
     """Peak resident memory of this process. Linux's VmHWM belongs to this process image alone; ru_maxrss would
     also carry the parent's peak across the fork that starts a spawned process."""
     try:
@@ -100,7 +100,7 @@ def time_model(model: nn.Module, setting: SpeedSetting) -> dict[str, float]:
         step()
     _sync(device)
     seconds = (time.perf_counter() - start) / setting.iters
-    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mib())
+    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else cpu_peak_memory_mb())
     return {"clips_per_s": setting.batch_size / seconds, "step_s": seconds, "peak_mib": peak}
 
 

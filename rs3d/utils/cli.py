@@ -10,12 +10,20 @@ from rs3d.config import ConfigError
 
 
 def run(main: Callable[[], int | None]) -> None:
-    """Call ``main()``; a config error becomes one ``error: ...`` line on stderr and exit status 2."""
+    """Call ``main()``; bad input (config, annotations, checkpoint) becomes one ``error: ...`` line and exit
+    status 2, a run stopped by a NaN/Inf loss exits with status 3."""
+    from rs3d.data.annotations import AnnotationError
+    from rs3d.engine.checkpoint import CheckpointError
+    from rs3d.engine.trainer import NonFiniteLossError
+
     try:
         code = main()
-    except ConfigError as e:
+    except (ConfigError, AnnotationError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)
     sys.exit(code or 0)
 
 

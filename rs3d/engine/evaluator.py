@@ -1,0 +1,40 @@
+"""Run a model over a clip loader: single-view validation or multi-view testing, all ranks merged."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from rs3d.data import ClipNormalizer, SkipTracker
+from rs3d.engine.setup import autocast
+from rs3d.evaluation import ClassificationMeter, aggregate_views, forward_views
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, normalizer: ClipNormalizer, amp_dtype: torch.dtype | None,
+             aggregation: str = "softmax_mean", max_clips: int = 32,
+             skips: SkipTracker | None = None) -> ClassificationMeter:
+    """Per-video probabilities (views aggregated) for every valid video of ``loader``, gathered over ranks.
+
+    Unreadable videos are left out of the metrics and reported through ``skips``.
+    """
+    was_training = model.training
+    model.eval()
+    meter = ClassificationMeter()
+    criterion = nn.CrossEntropyLoss()
+    for batch in loader:
+        if skips is not None:
+            skips.update(batch["failures"])
+        valid = batch["valid"]
+        if not valid.any():
+            continue
+        videos = normalizer(batch["video"][valid])  # (N, V, 3, T, H, W)
+        labels = batch["label"][valid].to(normalizer.device)
+        with autocast(normalizer.device, amp_dtype):
+            logits = forward_views(model, videos, max_clips).float()
+        probs = aggregate_views(logits, aggregation)
+        loss = criterion(torch.log(probs.clamp_min(1e-12)), labels)
+        meter.update(probs, labels, batch["index"][valid], float(loss))
+    meter.gather()
+    model.train(was_training)
+    return meter

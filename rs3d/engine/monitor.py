@@ -1,0 +1,88 @@
+"""Watching a run: log lines (or a progress line on a terminal), metrics.jsonl and TensorBoard; rank 0 only."""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import sys
+import time
+
+import torch
+
+from rs3d.utils.benchmark import cpu_peak_memory_mb
+
+logger = logging.getLogger("rs3d")
+
+
+def setup_logging(output_dir: str, is_main: bool) -> None:
+    """Log to stderr and OUTPUT_DIR/log.txt on rank 0; other ranks only warn."""
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(logging.INFO if is_main else logging.WARNING)
+    fmt = logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S")
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(fmt)
+    root.addHandler(stream)
+    if is_main:
+        os.makedirs(output_dir, exist_ok=True)
+        file = logging.FileHandler(os.path.join(output_dir, "log.txt"))
+        file.setFormatter(fmt)
+        root.addHandler(file)
+
+
+def memory_mb(device: torch.device) -> float:
+    """Peak memory so far: CUDA max allocated, or this process's peak resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return cpu_peak_memory_mb()
+
+
+class Monitor:
+    """Receives scalars and writes them to the log, metrics.jsonl and TensorBoard (no-ops off rank 0)."""
+
+    def __init__(self, output_dir: str, enabled: bool, tensorboard: bool = True):
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty()
+        if enabled:
+            os.makedirs(output_dir, exist_ok=True)
+        self._jsonl = open(os.path.join(output_dir, "metrics.jsonl"), "a") if enabled else None
+        self._tb = None
+        if enabled and tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(os.path.join(output_dir, "tensorboard"))
+
+    def scalars(self, step: int, values: dict, prefix: str) -> None:
+        """Record ``values`` at global ``step`` under ``prefix`` ("train", "val", "test")."""
+        if not self.enabled:
+            return
+        record = {"step": step, "split": prefix, "time": time.time(), **values}
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
+        if self._tb is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"{prefix}/{key}", value, step)
+
+    def line(self, text: str, final: bool = True) -> None:
+        """A log line; on a terminal, in-epoch lines overwrite each other like a progress bar."""
+        if not self.enabled:
+            return
+        if self.tty and not final:
+            sys.stderr.write("\r" + text[: os.get_terminal_size().columns - 1].ljust(40))
+            sys.stderr.flush()
+        else:
+            if self.tty:
+                sys.stderr.write("\r")
+            logger.info(text)
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def format_eta(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=int(max(0.0, seconds))))

@@ -1,0 +1,41 @@
+"""The final multi-view test: metrics, per-video predictions with class names, confusion matrix."""
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from fvcore.common.config import CfgNode
+from torch import nn
+
+from rs3d.data import ClipNormalizer, SkipTracker, build_loader
+from rs3d.engine.distributed import DistInfo
+from rs3d.engine.evaluator import evaluate
+from rs3d.evaluation import write_confusion_matrix, write_predictions
+
+logger = logging.getLogger("rs3d")
+
+
+def run_test(cfg: CfgNode, model: nn.Module, class_names: list[str], dist: DistInfo,
+             amp_dtype: torch.dtype | None) -> dict:
+    """TEST.NUM_ENSEMBLE_VIEWS x TEST.NUM_SPATIAL_CROPS views per video of TEST.SPLIT; writes reports on rank 0."""
+    loader = build_loader(cfg, cfg.TEST.SPLIT, multi_view=True, rank=dist.rank, world_size=dist.world_size)
+    normalizer = ClipNormalizer.from_config(cfg, dist.device, cfg.TRAIN.CHANNELS_LAST)
+    skips = SkipTracker()
+    meter = evaluate(model, loader, normalizer, amp_dtype, cfg.TEST.VIEW_AGGREGATION, skips=skips)
+    summary = meter.summary()
+    summary["skipped_videos"] = skips.total_skips
+    views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
+    if dist.is_main:
+        records = loader.dataset.records
+        paths = [records[int(i)].path for i in meter.video_ids]
+        out = cfg.OUTPUT_DIR
+        write_predictions(os.path.join(out, f"predictions_{cfg.TEST.SPLIT}.csv"), paths, meter.scores,
+                          meter.labels, class_names)
+        write_confusion_matrix(os.path.join(out, f"confusion_{cfg.TEST.SPLIT}.csv"),
+                               meter.confusion_matrix(len(class_names)), class_names)
+        logger.info("test on %s (%d views/video, %d videos, %d unreadable): top1 %.2f top5 %.2f "
+                    "mean class acc %.2f; predictions and confusion matrix in %s", cfg.TEST.SPLIT, views,
+                    summary["num_videos"], skips.total_skips, summary["top1"], summary["top5"],
+                    summary["mean_class_accuracy"], out)
+    return summary

@@ -1,0 +1,208 @@
+"""Dataset tools: every kind of bad file is classified, cleaned CSVs keep exactly the good videos, re-encoding
+gives the asked size and keyframe interval, and prepare_dataset resumes where it stopped."""
+
+import json
+import os
+import runpy
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from rs3d.data.checks import CRASHED, check_split, check_video, read_split, run_in_pool, write_csv_subset
+from rs3d.data.decoders import PyAVReader, probe_video
+from rs3d.data.reencode import prepare_split, reencode_video
+
+ROOT = Path(__file__).resolve().parents[1]
+MIN_FRAMES = 15  # --num-frames 8 --sampling-rate 2
+GOOD = ["a/good_0.mp4", "a/good_1.mp4", "b/good_2.mp4"]
+BAD = {"b/short.mp4": "too_short", "b/empty.mp4": "empty", "b/text.mp4": "not_video", "b/audio.m4a": "audio_only",
+       "b/truncated.mp4": "truncated", "b/no_index.mp4": "undecodable", "b/missing.mp4": "missing"}
+
+
+def frames(seed: int, num_frames: int = 30, noise: float = 0.0) -> np.ndarray:
+    """A smooth gradient with a moving square (plus optional noise, which makes packets big)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:48, 0:64]
+    video = np.empty((num_frames, 48, 64, 3), np.uint8)
+    for t in range(num_frames):
+        image = np.stack([x * 3 + seed * 20, y * 4, np.full_like(x, 128)], -1).astype(np.float32)
+        image[10:26, 2 + t:18 + t] = 240
+        image += noise * rng.standard_normal(image.shape)
+        video[t] = np.clip(image, 0, 255)
+    return video
+
+
+def write(path: Path, video: np.ndarray, faststart: bool = False) -> Path:
+    """H.264 at 30 fps; faststart puts the index first, so a cut file still opens (a truncated stream)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"} if faststart else {}) as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = video.shape[2], video.shape[1], "yuv420p"
+        for image in video:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def cut_in_half(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def write_audio(path: Path) -> None:
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=16000)
+        for start in range(0, 16000, 1024):
+            wave = np.sin(np.arange(start, start + 1024) * 0.17, dtype=np.float32)[None] * 0.2
+            frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+def rotate_90(src: Path, dst: Path) -> Path:
+    """Copy with a 90-degree display matrix in the mp4 track header, as phones write it."""
+    data = bytearray(src.read_bytes())
+    start = data.index(b"tkhd") + 4 + 4 + 20 + 8 + 8  # version 0: flags, times, track, duration, reserved, layer..
+    data[start:start + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """videos/ with 3 good clips and one of each bad kind, train.csv listing all (and a missing one)."""
+    root = tmp_path_factory.mktemp("data")
+    videos = root / "videos"
+    for seed, rel in enumerate(GOOD):
+        write(videos / rel, frames(seed))
+    write(videos / "b/short.mp4", frames(5, num_frames=5))
+    (videos / "b/empty.mp4").write_bytes(b"")
+    (videos / "b/text.mp4").write_text("this is not a video\n" * 20)
+    write_audio(videos / "b/audio.m4a")
+    cut_in_half(write(videos / "b/truncated.mp4", frames(6, num_frames=60, noise=40), faststart=True))
+    cut_in_half(write(videos / "b/no_index.mp4", frames(7)))  # the index (moov) is written last: cut off
+    names = GOOD + list(BAD)
+    (root / "train.csv").write_text("".join(f"videos/{rel} {i % 2}\n" for i, rel in enumerate(names)))
+    (root / "classnames.json").write_text(json.dumps({"left": 0, "right": 1}))
+    return root
+
+
+@pytest.mark.parametrize("rel", GOOD[:1] + list(BAD))
+def test_check_video_classifies_each_kind(dataset, rel):
+    check = check_video(str(dataset / "videos" / rel), min_frames=MIN_FRAMES)
+    assert check.status == BAD.get(rel, "ok"), check
+    assert check.ok == (rel in GOOD) and check.readable == (rel in GOOD or rel == "b/short.mp4")
+    assert bool(check.problems) != check.ok
+    if rel in GOOD:
+        assert (check.num_frames, check.fps, check.height, check.width, check.codec) == (30, 30.0, 48, 64, "h264")
+        assert check.seconds == 1.0 and any("very small" in w for w in check.warnings)
+    if rel == "b/truncated.mp4":
+        assert 0 < check.num_frames < 60 and "of 60 declared frames" in check.problems[0]
+
+
+def square_or_crash(x: int) -> int:
+    """Pool task: 3 kills its worker process as a decoder segfault would, 4 raises."""
+    if x == 3:
+        os._exit(1)
+    if x == 4:
+        raise ValueError("four")
+    return x * x
+
+
+def test_run_in_pool_survives_a_crashing_worker():
+    results = run_in_pool(square_or_crash, [1, 2, 3, 4, 5, 6], workers=2,
+                          on_failure=lambda item, reason: (item, reason))
+    assert results == [1, 4, (3, CRASHED), (4, "ValueError: four"), 25, 36]
+
+
+def test_check_split_and_cleaned_csv(dataset, tmp_path):
+    records = read_split(str(dataset), "train")
+    checks = check_split(records, workers=2, min_frames=MIN_FRAMES)
+    assert [c.status for c in checks] == ["ok"] * len(GOOD) + list(BAD.values())
+    out = tmp_path / "clean.csv"
+    write_csv_subset(str(dataset / "train.csv"), [r for r, c in zip(records, checks) if c.readable], str(out))
+    assert [line.split()[0] for line in out.read_text().splitlines()] == [f"videos/{r}" for r in GOOD + ["b/short.mp4"]]
+
+
+def test_check_dataset_cli_writes_clean_csv(dataset):
+    run = subprocess.run([sys.executable, str(ROOT / "tools/check_dataset.py"), str(dataset), "--num-frames", "8",
+                          "--sampling-rate", "2", "--workers", "2", "--drop-short"],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    for status in set(BAD.values()):
+        assert f"\n{status} (1" in run.stdout, run.stdout
+    clean = (dataset / "train.clean.csv").read_text().splitlines()
+    assert clean == [f"videos/{rel} {i % 2}" for i, rel in enumerate(GOOD)]
+
+
+def test_check_dataset_usage_error(dataset, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["check_dataset.py", str(dataset), "--split", "nope"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "tools/check_dataset.py"), run_name="__main__")
+    assert exit_info.value.code == 2 and "nope.csv: annotation file not found" in capsys.readouterr().err
+
+
+def keyframes(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+    return [i for i, p in enumerate(sorted(packets, key=lambda p: p.pts)) if p.is_keyframe]
+
+
+def decode_all(path: Path) -> np.ndarray:
+    reader = PyAVReader(str(path))
+    return reader.get_frames(range(reader.info.num_frames)).astype(np.int16)
+
+
+def test_reencode_video_size_keyframes_and_fidelity(dataset, tmp_path):
+    src = dataset / "videos" / GOOD[0]
+    small = tmp_path / "small.mp4"
+    summary = reencode_video(str(src), str(small), short_side=32, keyframe_interval=8)
+    info = probe_video(str(small))
+    assert (info.height, info.width, info.num_frames, info.fps, info.rotation) == (32, 42, 30, 30.0, 0)
+    assert summary["frames"] == 30 and summary["dst_bytes"] == small.stat().st_size
+    assert keyframes(small) == [0, 8, 16, 24]
+    same = tmp_path / "same.mp4"  # short side 48 < 256: never upscaled
+    reencode_video(str(src), str(same), short_side=256, keyframe_interval=16)
+    info = probe_video(str(same))
+    assert (info.height, info.width, info.num_frames) == (48, 64, 30) and keyframes(same) == [0, 16]
+    assert np.abs(decode_all(same) - decode_all(src)).mean() < 3
+    rotated = rotate_90(src, tmp_path / "rotated.mp4")
+    assert probe_video(str(rotated)).rotation != 0
+    upright = tmp_path / "upright.mp4"
+    reencode_video(str(rotated), str(upright), short_side=256)
+    info = probe_video(str(upright))
+    assert (info.height, info.width, info.rotation) == (64, 48, 0)  # upright, no display matrix
+    assert np.abs(decode_all(upright) - decode_all(rotated)).mean() < 3
+    assert sorted(os.listdir(tmp_path)) == ["rotated.mp4", "same.mp4", "small.mp4", "upright.mp4"]  # no temp files
+
+
+def test_prepare_dataset_cli_is_resumable(dataset, tmp_path):
+    dst = tmp_path / "prepared"
+    run = subprocess.run([sys.executable, str(ROOT / "tools/prepare_dataset.py"), str(dataset), str(dst),
+                          "--short-side", "32", "--keyframe-interval", "8", "--workers", "2"],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "val.csv" not in run.stdout and "b/text.mp4" in run.stdout  # missing splits skipped, failures listed
+    made = GOOD + ["b/short.mp4"]
+    assert (dst / "train.csv").read_text().splitlines() == [f"videos/{rel} {i % 2}" for i, rel in enumerate(made)]
+    assert (dst / "classnames.json").read_text() == (dataset / "classnames.json").read_text()
+    for rel in made:
+        info = probe_video(str(dst / "videos" / rel))
+        assert (info.height, info.width) == (32, 42)
+    records = read_split(str(dataset), "train")
+    again = prepare_split(records, str(dataset), str(dst), short_side=32, keyframe_interval=8, workers=2)
+    assert [r.status for r in again] == ["skipped"] * len(made) + ["failed"] * (len(BAD) - 1)
+    killed = dst / "videos" / GOOD[1]  # a killed run leaves only its temp file
+    killed.unlink()
+    partial = killed.with_name(f".{killed.name}.12345.partial")
+    partial.write_bytes(b"half a video")
+    resumed = prepare_split(records[:len(made)], str(dataset), str(dst), short_side=32, keyframe_interval=8)
+    assert [r.status for r in resumed] == ["skipped", "done", "skipped", "skipped"]
+    assert killed.is_file() and not partial.exists()
+    assert check_video(str(killed)).ok

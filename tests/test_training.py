@@ -1,0 +1,146 @@
+"""End-to-end training on a tiny toy dataset: exact resume after SIGKILL, DDP, NaN stop, learning."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from rs3d.config import load_config
+from rs3d.data.toy import generate_toy_dataset
+from rs3d.engine import NonFiniteLossError, Trainer, load_checkpoint, run_test
+from rs3d.engine.distributed import DistInfo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "3", "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32",
+        "MODEL.RESNET3D.WIDTH_MULTIPLIER", "0.125", "MODEL.RESNET3D.STEM_WIDTH", "8", "TRAIN.BATCH_SIZE", "8",
+        "TRAIN.EVAL_PERIOD", "1", "TRAIN.LOG_PERIOD", "2", "DATA.TOY_DATASET", "False", "TEST.NUM_ENSEMBLE_VIEWS", "2",
+        "TEST.BATCH_SIZE", "4", "DATA_LOADER.NUM_WORKERS", "0", "TRAIN.DETERMINISTIC", "True", "SOLVER.EMA_DECAY",
+        "0.9"]
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    generate_toy_dataset(root, train_per_class=3, val_per_class=1, test_per_class=1, num_frames=16, height=48,
+                         width=64, workers=2)
+    return str(root)
+
+
+def tiny_cfg(toy_dir, out, *opts):
+    return load_config(os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml"),
+                       TINY + ["DATA.PATH_TO_DATA_DIR", toy_dir, "OUTPUT_DIR", str(out), *opts])
+
+
+def train_cmd(toy_dir, out, *opts):
+    return [sys.executable, os.path.join(ROOT, "tools/train_net.py"), "--cfg",
+            os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml"), *TINY, "DATA.PATH_TO_DATA_DIR", toy_dir,
+            "OUTPUT_DIR", str(out), "TEST.ENABLE", "False", *opts]
+
+
+def final_weights(out):
+    return load_checkpoint(os.path.join(out, "checkpoints", "checkpoint_epoch_00003.pyth"))
+
+
+def test_sigkill_and_resume_ends_with_identical_weights(toy_dir, tmp_path):
+    opts = ["SOLVER.MAX_EPOCH", "3", "DATA_LOADER.NUM_WORKERS", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    straight = tmp_path / "straight"
+    subprocess.run(train_cmd(toy_dir, straight, *opts), check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(train_cmd(toy_dir, killed, *opts), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    first = killed / "checkpoints" / "checkpoint_epoch_00001.pyth"
+    deadline = time.time() + 120
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.exists() and not (killed / "checkpoints" / "checkpoint_epoch_00003.pyth").exists()
+    resumed = subprocess.run(train_cmd(toy_dir, killed, *opts), env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stderr
+    a, b = final_weights(straight), final_weights(killed)
+    for part in ("model", "optimizer"):
+        sa, sb = a[part], b[part]
+        if part == "optimizer":
+            sa, sb = {k: v["momentum_buffer"] for k, v in sa["state"].items()}, \
+                {k: v["momentum_buffer"] for k, v in sb["state"].items()}
+        assert sa.keys() == sb.keys()
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), f"{part} {key} differs after resume"
+    for key, value in a["ema"]["module"].items():
+        assert torch.equal(value, b["ema"]["module"][key])
+    assert a["step"] == b["step"] and a["history"] == b["history"]
+
+
+def _ddp_worker(rank, toy_dir, out, port):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    cfg = tiny_cfg(toy_dir, out, "SOLVER.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "4")
+    trainer = Trainer(cfg, DistInfo(rank, 2, rank, torch.device("cpu")))
+    trainer.train()
+    summary = run_test(cfg, trainer.export_model(), trainer.class_names, trainer.dist, None)
+    torch.save({"model": trainer.model.state_dict(), "steps": trainer.step, "test": summary},
+               os.path.join(out, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_gloo_ddp_keeps_ranks_identical(toy_dir, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(toy_dir, str(tmp_path), port), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["steps"] == r1["steps"] == 3  # 24 videos / (4 per rank x 2 ranks)
+    for key in r0["model"]:
+        assert torch.equal(r0["model"][key], r1["model"][key]), key
+    assert r0["test"] == r1["test"] and r0["test"]["num_videos"] == 8  # every test video once, padding dropped
+    assert (tmp_path / "checkpoints" / "checkpoint_epoch_00001.pyth").exists()
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(toy_dir, tmp_path):
+    cfg = tiny_cfg(toy_dir, tmp_path, "SOLVER.MAX_EPOCH", "1")
+    Trainer(cfg).train()
+    good = tmp_path / "checkpoints" / "checkpoint_epoch_00001.pyth"
+    before = good.read_bytes()
+    cfg = tiny_cfg(toy_dir, tmp_path, "SOLVER.MAX_EPOCH", "2")
+    trainer = Trainer(cfg)
+    assert trainer.start_epoch == 1
+    real = trainer.criterion
+    trainer.criterion = lambda logits, labels: real(logits, labels) * float("nan")
+    with pytest.raises(NonFiniteLossError, match="NaN/Inf in epoch 2.*checkpoint_epoch_00001"):
+        trainer.train()
+    assert good.read_bytes() == before
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["checkpoint_best.pyth", "checkpoint_epoch_00001.pyth"]
+
+
+def test_cli_reports_nan_and_bad_config(toy_dir, tmp_path):
+    bad = subprocess.run(train_cmd(toy_dir, tmp_path, "SOLVER.BASE_RL", "1"), capture_output=True, text=True)
+    assert bad.returncode == 2 and "SOLVER.BASE_RL" in bad.stderr and "Traceback" not in bad.stderr
+    nan = subprocess.run(train_cmd(toy_dir, tmp_path, "SOLVER.MAX_EPOCH", "1", "SOLVER.BASE_LR", "1e30",
+                                   "SOLVER.WARMUP_EPOCHS", "0"), capture_output=True, text=True)
+    assert nan.returncode == 3 and "loss became NaN/Inf" in nan.stderr
+
+
+def test_outputs_of_a_run(toy_dir, tmp_path):
+    cfg = tiny_cfg(toy_dir, tmp_path, "SOLVER.MAX_EPOCH", "1")
+    trainer = Trainer(cfg)
+    trainer.train()
+    summary = run_test(cfg, trainer.export_model(), trainer.class_names, trainer.dist, None)
+    assert summary["num_videos"] == 8 and 0 <= summary["top1"] <= 100
+    lines = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert {r["split"] for r in lines} >= {"train", "train_epoch", "val", "val_ema"}
+    assert all("loss" in r and "lr" in r and "clips_per_s" in r for r in lines if r["split"] == "train")
+    predictions = open(tmp_path / "predictions_val.csv").read().splitlines()
+    assert len(predictions) == 9 and "move_left" in "".join(predictions)
+    final = load_checkpoint(str(tmp_path / "model_final.pyth"))
+    assert final["class_names"][0] == "move_left" and "fc.weight" in final["model"]
+    assert os.listdir(tmp_path / "tensorboard")
