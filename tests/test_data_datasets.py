@@ -1,6 +1,5 @@
 """Annotation readers, clip datasets (bad files, fallback, single decode), loaders and normalisation."""
 import json
-import os
 import shutil
 
 import pytest

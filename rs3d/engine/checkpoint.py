@@ -55,7 +55,7 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
 
 
 class CheckpointManager:
-    """``checkpoint_epoch_NNNNN.pyth`` files in one folder: keep the last ``keep_last`` plus ``checkpoint_best.pyth``."""
+    """``checkpoint_epoch_NNNNN.pyth`` files in a folder: the last ``keep_last`` plus ``checkpoint_best.pyth``."""
 
     def __init__(self, folder: str, keep_last: int = 3):
         self.folder, self.keep_last = folder, keep_last

@@ -29,6 +29,7 @@ class SpeedSetting:
     channels_last: bool = False
     compile: bool = False
     train: bool = False  # forward + backward + SGD step instead of inference
+    recipe: bool = False  # the trainer's full step: label-smoothed loss, Nesterov SGD with decay groups, EMA update
     warmup: int = 1
     iters: int = 3
 
@@ -75,9 +76,17 @@ def time_model(model: nn.Module, setting: SpeedSetting) -> dict[str, float]:
     runner: Callable[..., torch.Tensor] = torch.compile(model, fullgraph=True) if setting.compile else model
     clip = torch.rand(setting.batch_size, 3, setting.frames, setting.crop, setting.crop, device=device)
     clip = clip.contiguous(memory_format=memory_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9) if setting.train else None
+    optimizer, ema = None, None
+    if setting.train and setting.recipe:
+        from rs3d.engine.ema import ModelEma
+        from rs3d.engine.optim import build_optimizer
+
+        optimizer, ema = build_optimizer(model, 1e-4, 0.9, 4e-5, nesterov=True), ModelEma(model, 0.9999)
+    elif setting.train:
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if setting.amp
                 else contextlib.nullcontext())
+    labels = torch.zeros(setting.batch_size, dtype=torch.long, device=device)
 
     def step() -> None:
         if optimizer is None:
@@ -85,10 +94,13 @@ def time_model(model: nn.Module, setting: SpeedSetting) -> dict[str, float]:
                 runner(clip)
             return
         with autocast:
-            loss = runner(clip).float().logsumexp(dim=1).mean()
+            logits = runner(clip)
+        loss = nn.functional.cross_entropy(logits.float(), labels, label_smoothing=0.1 if setting.recipe else 0.0)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(model)
 
     for _ in range(setting.warmup):
         step()
