@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
+
+from rs3d.data.randaugment import FastRandAugment
 
 TRAIN_CROP_MODES = ("rrc", "jitter")
 
@@ -28,32 +29,6 @@ class Box:
     left: float
     height: float
     width: float
-
-
-class FastRandAugment(v2.RandAugment):
-    """torchvision RandAugment with a bit-identical Sharpness that runs ~6x faster on uint8 video."""
-
-    def _apply_image_or_video_transform(self, image: Any, transform_id: str, magnitude: float,
-                                        interpolation: Any, fill: Any) -> Any:
-        if transform_id == "Sharpness" and image.dtype == torch.uint8:
-            return tv_tensors.wrap(adjust_sharpness_uint8(image, 1.0 + magnitude), like=image)
-        return super()._apply_image_or_video_transform(image, transform_id, magnitude, interpolation, fill)
-
-
-def adjust_sharpness_uint8(video: torch.Tensor, factor: float) -> torch.Tensor:
-    """Same result as ``F.adjust_sharpness`` on uint8 (separable integer box sum instead of a float conv)."""
-    if video.shape[-1] <= 2 or video.shape[-2] <= 2:
-        return video
-    x = video.to(torch.int16)
-    rows = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
-    box = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
-    centre = x[..., 1:-1, 1:-1]
-    blurred = ((box + 4 * centre).float() / 13.0).round_()
-    inner = centre.float()
-    inner.add_(blurred.sub_(inner), alpha=1.0 - factor)
-    out = video.clone()
-    out[..., 1:-1, 1:-1] = inner.clamp_(0, 255).to(torch.uint8)
-    return out
 
 
 def decode_scale(boxes: list[Box], crop_size: int) -> tuple[float, float]:
