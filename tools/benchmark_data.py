@@ -1,0 +1,93 @@
+#!/usr/bin/env python
+"""Data-pipeline clips/s per DataLoader worker (one process, one thread): the rs3d train pipeline against raw decord
+on the same frame indices and against pytorchvideo, the rs3d test pipeline against per-view decoding, and random
+clips on the stored videos against copies prepared by rs3d.data.reencode (short side 256, keyframe every 16).
+
+    python tools/benchmark_data.py                       # 8 generated Kinetics-like videos, 40 clips per row
+    python tools/benchmark_data.py --generate 16 --clips 100 --seed 1
+    python tools/benchmark_data.py --generate 0 --data-dir my_videos   # every my_videos/original/*.mp4
+
+Pipelines that are compared take turns clip by clip in this one run (the machine is noisy), so read the ratios.
+See rs3d/data/benchmark.py for how the rows are measured.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from rs3d.data.benchmark import (Report, ensure_videos, keyframe_count, measure_pytorchvideo,  # noqa: E402
+                                 measure_test, measure_train)
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default="output/benchmark_data",
+                        help="videos in DIR/original, re-encoded copies in DIR/prepared (reused when present)")
+    parser.add_argument("--generate", type=int, default=8, metavar="N",
+                        help="make sure N generated videos (10 s, --size, 30 fps, H.264 GOP 250) exist and "
+                             "benchmark those; 0 = benchmark every DIR/original/*.mp4 as it is")
+    parser.add_argument("--size", default="340x256", metavar="WxH",
+                        help="frame size of generated videos (e.g. 1280x720 for raw-download-like originals)")
+    parser.add_argument("--clips", type=int, default=40, help="timed clips per train measurement")
+    parser.add_argument("--test-videos", type=int, default=4, help="timed videos (x 30 views) per test measurement")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed clips before each train measurement")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the video order, crops, starts and augmentation")
+    parser.add_argument("--cached-probe", action="store_true",
+                        help="keep the rs3d datasets' per-worker probe cache (as with persistent workers from the "
+                             "second epoch on); default: cold, as in a worker's first visit of each video")
+    return parser.parse_args()
+
+
+def log(text: str) -> None:
+    """Progress on stderr, so stdout holds only the report."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    """Prepare the videos, run every measurement, print the table and the target checks."""
+    args = parse_args()
+    started = time.perf_counter()
+    torch.set_num_threads(1)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    originals, prepared = ensure_videos(args.data_dir, args.generate, height=height, width=width, log=log)
+    cold = not args.cached_probe
+
+    report = Report()
+    log(f"train pipelines: {len(originals)} videos, {args.clips} clips each ...")
+    report.add(*measure_train(originals, prepared, args.clips, seed=args.seed, warmup=args.warmup, cold_probe=cold))
+    log("pytorchvideo (spawned process) ...")
+    report.add(measure_pytorchvideo(originals, args.clips, seed=args.seed, warmup=args.warmup))
+    log(f"test pipelines: {args.test_videos} videos ...")
+    report.add(*measure_test(originals, min(args.test_videos, len(originals)), cold_probe=cold))
+
+    keyframes = [statistics.mean(keyframe_count(p) for p in paths) for paths in (originals, prepared)]
+    sizes = [statistics.mean(Path(p).stat().st_size for p in paths) / 2**10 for paths in (originals, prepared)]
+    print(report.table())
+    print(f"\nvideos: {len(originals)} in {args.data_dir}; keyframes per video {keyframes[0]:.1f} original, "
+          f"{keyframes[1]:.1f} prepared; mean size {sizes[0]:.0f} KiB original, {sizes[1]:.0f} KiB prepared.")
+    print("One process, torch.set_num_threads(1), decord num_threads=1. Clips are 32 frames x stride 2 at 224 "
+          "(train) or views of 32 frames at 256 (test rows count views). x (2): speed relative to row (2) by wall "
+          "time, and by CPU time of the measuring process (all its threads), which other load on the machine "
+          "barely moves. Rows (1)+(2)+(5a)+(5b) and (4a)+(4b) take turns clip by clip; (3) runs alone in a "
+          f"spawned process. rs3d probe cache: {'cold (cleared before every sample)' if cold else 'kept'}.")
+    print("\nTargets (speed ratios from this run; PASS needs both wall-clock and CPU time to meet the target):")
+    for text, wall, cpu, target, verdict in report.checks():
+        print(f"- {text}: {wall:.2f} x wall, {cpu:.2f} x CPU (target >= {target:g} x) {verdict}")
+    if "5a" in report.timings:
+        print(f"- (info) rs3d train on prepared vs originals, (5a) vs (1): {report.ratio('5a', '1'):.2f} x wall, "
+              f"{report.ratio('5a', '1', cpu=True):.2f} x CPU; (5a) vs (5b) raw decord on prepared: "
+              f"{report.ratio('5a', '5b'):.2f} x wall, {report.ratio('5a', '5b', cpu=True):.2f} x CPU")
+    print(f"\nwall time: {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
