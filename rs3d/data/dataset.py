@@ -152,8 +152,7 @@ class TestClipDataset(_VideoSource):
             return [clip_indices(self.spec, s, num_frames, fps) for s in starts]
 
         frames, positions = self.decode(path, size, choose)
-        views = [self.transform(_take(frames, pos)) for pos in positions]  # each (crops, 3, T, S, S)
-        return torch.cat(views)  # (clips * crops, 3, T, S, S), clip-major
+        return self.transform(frames, positions)  # (clips * crops, 3, T, S, S), clip-major
 
 
 def _take(frames: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
