@@ -34,7 +34,11 @@ def prepare_data_dir(cfg: CfgNode) -> str:
     if cfg.DATA.TOY_DATASET:
         from rs3d.data.toy import ensure_toy_dataset
 
-        ensure_toy_dataset(data_dir)
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if not distributed or torch.distributed.get_rank() == 0:  # one writer; the others wait for it
+            ensure_toy_dataset(data_dir)
+        if distributed:
+            torch.distributed.barrier()
     return data_dir
 
 
