@@ -24,14 +24,21 @@ def test_probe_reports_stream_facts(video_dir):
 
 
 def test_decode_time_resize(video_dir):
-    full = open_video(video_dir["good"], "pyav").get_frames([5]).astype(float)
-    small = {b: open_video(video_dir["good"], b, size=(24, 32)).get_frames([5]) for b in ("decord", "pyav")}
-    assert small["decord"].shape == small["pyav"].shape == (1, 24, 32, 3)
-    # Both use FFmpeg scalers (with different filters): similar pixels, and close to a 2x2 average of the full frame
-    # (the test texture has hard 4-pixel edges, so "close" is relative to its spread of ~58).
-    assert np.abs(small["decord"].astype(float) - small["pyav"]).mean() < 8
-    pooled = full.reshape(1, 24, 2, 32, 2, 3).mean(axis=(2, 4))
-    assert np.abs(pooled - small["decord"]).mean() < 0.4 * np.abs(full - full.mean()).mean()
+    import torch
+    from torchvision.transforms.v2 import functional as F
+
+    full = open_video(video_dir["good"], "pyav").get_frames([5])
+    # decord builds fail on some small widths (16, 24, 48; decord2 also 32), so 40 here; the datasets
+    # fall back to PyAV whenever decord fails.
+    small = {b: open_video(video_dir["good"], b, size=(30, 40)).get_frames([5]) for b in ("decord", "pyav")}
+    assert small["decord"].shape == small["pyav"].shape == (1, 30, 40, 3)
+    # Both use FFmpeg scalers (with different filters): similar pixels, and close to a torch resize of the full
+    # frame (the test texture has hard 4-pixel edges, so "close" is relative to its spread of ~58).
+    assert np.abs(small["decord"].astype(float) - small["pyav"]).mean() < 12
+    reference = F.resize(torch.from_numpy(full).permute(0, 3, 1, 2), [30, 40], antialias=True)
+    reference = reference.permute(0, 2, 3, 1).numpy().astype(float)
+    spread = np.abs(full - full.mean()).mean()
+    assert np.abs(reference - small["decord"]).mean() < 0.4 * spread
 
 
 def test_rotated_video_is_decoded_upright(video_dir):
@@ -73,8 +80,6 @@ def test_index_past_the_end_raises(video_dir):
 
 def test_pyav_reads_the_head_of_a_truncated_faststart_file(video_dir):
     path = video_dir["truncated_faststart"]
-    with pytest.raises(VideoDecodeError):
-        open_video(path, "decord")
     reader = open_video(path, "pyav")
     with pytest.raises(VideoDecodeError) as err:
         reader.get_frames([0, reader.info.num_frames - 1])
@@ -82,3 +87,8 @@ def test_pyav_reads_the_head_of_a_truncated_faststart_file(video_dir):
     assert head and 10 < head < reader.info.num_frames
     frames = open_video(path, "pyav").get_frames(list(range(0, head, 5)))
     assert frames.shape[0] == len(range(0, head, 5))
+    try:  # decord 0.6.0 refuses to open this file; decord2 3.x opens it and must agree on the head
+        same = open_video(path, "decord").get_frames(list(range(0, head, 5)))
+    except VideoDecodeError:
+        return
+    np.testing.assert_array_equal(same, frames)

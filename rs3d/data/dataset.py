@@ -125,6 +125,8 @@ class TrainClipDataset(_VideoSource):
 class TestClipDataset(_VideoSource):
     """All ``num_clips`` x ``num_crops`` views of a video from a single decode at the test size."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, transform: TestClipTransform,
                  num_clips: int = 10, backends: Sequence[str] = ("decord", "pyav")):
         super().__init__(records, spec, backends)

@@ -98,6 +98,8 @@ class TrainClipTransform:
 class TestClipTransform:
     """Short side resized (at decode time) to ``crop_size``, then 1 centre or 3 edge-to-edge square crops."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, crop_size: int, num_crops: int = 3):
         if num_crops not in (1, 3):
             raise ValueError(f"TEST.NUM_SPATIAL_CROPS must be 1 or 3, got {num_crops}")

@@ -173,6 +173,9 @@ class Trainer:
         if self.dist.distributed:
             self._sync_buffers()
         skipped = self.skips.end_epoch()
+        if skipped:
+            logger.warning("epoch %d: %d unreadable videos were replaced by others (each logged once above)",
+                           epoch + 1, skipped)
         summary = {"epoch": epoch + 1, "train_loss": float(loss_sum) / max(1, seen),
                    "train_top1": 100.0 * float(correct) / max(1, seen), "skipped_videos": skipped}
         self.monitor.scalars(self.step, summary, "train_epoch")
