@@ -85,3 +85,25 @@ def video_dir(tmp_path_factory) -> dict[str, str]:
     paths["missing"] = str(root / "missing.mp4")
     assert not os.path.exists(paths["missing"])
     return paths
+
+
+@pytest.fixture(scope="session")
+def trained_toy(tmp_path_factory) -> dict:
+    """A tiny RS3D trained on a small toy dataset (~45 s on 2 CPU cores), shared by training and inference tests."""
+    from rs3d.config import load_config
+    from rs3d.data.toy import generate_toy_dataset
+    from rs3d.engine import Trainer, run_test
+
+    root = tmp_path_factory.mktemp("trained_toy")
+    data, out = root / "toy", root / "run"
+    generate_toy_dataset(data, train_per_class=16, val_per_class=4, test_per_class=1, num_frames=32, workers=2)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_config(os.path.join(repo, "configs/toy/rs3d_tiny.yaml"),
+                      ["DATA.PATH_TO_DATA_DIR", str(data), "OUTPUT_DIR", str(out), "SOLVER.MAX_EPOCH", "12",
+                       "TRAIN.BATCH_SIZE", "8", "TRAIN.EVAL_PERIOD", "12", "TRAIN.LOG_PERIOD", "50",
+                       "DATA.TOY_DATASET", "False"])
+    trainer = Trainer(cfg)
+    summary = trainer.train()
+    test = run_test(cfg, trainer.export_model(), trainer.class_names, trainer.dist, None)
+    trainer.monitor.close()
+    return {"data": str(data), "out": str(out), "summary": summary, "test": test, "cfg": cfg}

@@ -174,13 +174,8 @@ def test_test_net_cli_uses_the_exported_weights(toy_dir, tmp_path):
     assert (tmp_path / "confusion_test.csv").read_text().startswith("true\\pred,move_left")
 
 
-def test_toy_run_learns_motion(tmp_path):
+def test_toy_run_learns_motion(trained_toy):
     """A shortened version of the README's main job: well above chance (12.5%) after ~40 s of CPU training."""
-    data = tmp_path / "toy"
-    generate_toy_dataset(data, train_per_class=16, val_per_class=4, test_per_class=1, num_frames=32, workers=2)
-    cfg = load_config(os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml"),
-                      ["DATA.PATH_TO_DATA_DIR", str(data), "OUTPUT_DIR", str(tmp_path / "run"), "SOLVER.MAX_EPOCH",
-                       "12", "TRAIN.BATCH_SIZE", "8", "TRAIN.EVAL_PERIOD", "12", "TRAIN.LOG_PERIOD", "50",
-                       "DATA.TOY_DATASET", "False"])
-    summary = Trainer(cfg).train()
+    summary = trained_toy["summary"]
     assert summary["val_ema_top1"] >= 40.0 and summary["val_top1"] >= 40.0, summary
+    assert trained_toy["test"]["top1"] >= 40.0

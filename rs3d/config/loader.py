@@ -34,6 +34,22 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> CfgNo
     return cfg
 
 
+def config_from_text(text: str, source: str, overrides: Sequence[str] = ()) -> CfgNode:
+    """Defaults merged with a dumped config (e.g. the one stored in a checkpoint), then overrides; frozen."""
+    cfg = get_cfg()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: invalid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: top level must be a mapping of config keys")
+    data.pop(BASE_KEY, None)
+    _merge_checked(cfg, data, source=source, prefix="")
+    merge_overrides(cfg, overrides)
+    cfg.freeze()
+    return cfg
+
+
 def merge_yaml(cfg: CfgNode, path: str, _seen: tuple[str, ...] = ()) -> None:
     """Merge a YAML file into ``cfg``, after its ``_BASE_`` file(s), checking keys and types."""
     path = os.path.abspath(path)

@@ -63,10 +63,13 @@ def exported_state(checkpoint: dict) -> dict:
     return checkpoint  # a bare state dict
 
 
-def load_weights(model: nn.Module, path: str, prefer_ema: bool = True) -> list[str]:
+def load_weights(model: nn.Module, path: str, prefer_ema: bool = True, checkpoint: dict | None = None) -> list[str]:
     """Load a checkpoint's weights for fine-tuning or testing; tensors of another shape (a new head) are
-    left at their fresh initialisation. Returns the names of the re-initialised tensors."""
-    checkpoint = load_checkpoint(path)
+    left at their fresh initialisation. Returns the names of the re-initialised tensors.
+
+    ``checkpoint`` is the already loaded file, when the caller has it (``path`` then only names it in messages).
+    """
+    checkpoint = load_checkpoint(path) if checkpoint is None else checkpoint
     state = exported_state(checkpoint) if prefer_ema else checkpoint.get("model", checkpoint)
     own = model.state_dict()
     reinit = [k for k, v in state.items() if k in own and own[k].shape != v.shape]

@@ -1,0 +1,91 @@
+"""``rs3d-predict`` / ``tools/predict.py``: top-k classes for video files, directories and globs."""
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+import sys
+
+from rs3d.inference.predictor import Prediction, Predictor
+from rs3d.utils import cli
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+
+
+def expand_paths(items: list[str]) -> list[str]:
+    """Files as given, directories searched recursively for videos, globs expanded; order kept."""
+    paths: list[str] = []
+    for item in items:
+        if os.path.isdir(item):
+            for root, _, files in sorted(os.walk(item)):
+                paths += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(VIDEO_EXTENSIONS)]
+        elif any(ch in item for ch in "*?["):
+            paths += sorted(glob.glob(item, recursive=True))
+        else:
+            paths.append(item)
+    return paths
+
+
+def write_results(path: str, predictions: list[Prediction]) -> None:
+    """JSON (list of objects) or CSV (one row per video and rank; timeline rows carry their window)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        if path.endswith(".json"):
+            json.dump([p.to_dict() for p in predictions], f, indent=1)
+        elif path.endswith(".csv"):
+            writer = csv.writer(f)
+            writer.writerow(["video", "window_start", "window_end", "rank", "class", "prob", "error"])
+            for p in predictions:
+                if p.error:
+                    writer.writerow([p.path, "", "", "", "", "", p.error])
+                for rank, (name, prob) in enumerate(p.top, start=1):
+                    writer.writerow([p.path, "", "", rank, name, f"{prob:.6f}", ""])
+                for w in p.timeline:
+                    for rank, top in enumerate(w["top"], start=1):
+                        writer.writerow([p.path, w["start"], w["end"], rank, top["name"], f"{top['prob']:.6f}", ""])
+        else:
+            raise ValueError(f"{path}: --output must end in .json or .csv")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rs3d-predict", description=__doc__)
+    parser.add_argument("paths", nargs="+", help="video files, directories or globs")
+    parser.add_argument("--checkpoint", required=True, help="model_final.pyth or a training checkpoint")
+    parser.add_argument("--cfg", help="config file (default: the config stored in the checkpoint)")
+    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--window-sec", type=float, help="sliding windows of this length: a label timeline")
+    parser.add_argument("--stride-sec", type=float, help="window stride (default: half a window)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=16, help="clips per forward pass")
+    parser.add_argument("--output", help="write results to a .json or .csv file")
+    parser.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE",
+                        help="config overrides, e.g. --opts TEST.NUM_ENSEMBLE_VIEWS 4")
+    args = parser.parse_args(argv)
+    paths = expand_paths(args.paths)
+    if not paths:
+        print("error: no videos found in " + " ".join(args.paths), file=sys.stderr)
+        return 2
+    predictor = Predictor(args.cfg, args.checkpoint, args.device, args.topk, args.batch_size, args.opts)
+    predictions = predictor.predict_many(paths, args.window_sec, args.stride_sec)
+    for p in predictions:
+        if p.error:
+            print(f"{p.path}: skipped ({p.error})")
+            continue
+        print(f"{p.path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in p.top))
+        for w in p.timeline:
+            print(f"  {w['start']:8.2f}-{w['end']:8.2f}s  " +
+                  ", ".join(f"{t['name']} {t['prob']:.3f}" for t in w["top"][:3]))
+    if args.output:
+        write_results(args.output, predictions)
+    failed = sum(1 for p in predictions if p.error)
+    if failed:
+        print(f"{failed} of {len(predictions)} videos could not be read", file=sys.stderr)
+    return 0
+
+
+def console_main() -> None:
+    """Entry point of the ``rs3d-predict`` console command."""
+    cli.run(main)

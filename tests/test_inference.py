@@ -1,0 +1,109 @@
+"""Predictor and rs3d-predict on the toy model: labels, consistency with the test loop, timelines, bad files."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from conftest import write_h264
+
+import rs3d
+from rs3d.data.decoders import open_video
+from rs3d.data.sampling import ClipSpec
+from rs3d.inference import sliding_windows
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def val_videos(trained_toy):
+    rows = [line.split() for line in open(os.path.join(trained_toy["data"], "val.csv"))]
+    return [os.path.join(trained_toy["data"], path) for path, _ in rows], [int(label) for _, label in rows]
+
+
+def test_predictor_matches_the_test_loop_and_gets_labels_right(trained_toy):
+    predictor = rs3d.Predictor(None, os.path.join(trained_toy["out"], "model_final.pyth"))
+    assert predictor.class_names[:2] == ["move_left", "move_right"]
+    paths, labels = val_videos(trained_toy)
+    predictions = predictor.predict_many(paths)
+    correct = sum(p.top[0][0] == predictor.class_names[label] for p, label in zip(predictions, labels))
+    assert correct / len(paths) >= 0.4  # chance is 0.125
+    # The trainer's final test (same views, same weights) wrote its per-video predictions: identical top-1.
+    with open(os.path.join(trained_toy["out"], "predictions_val.csv")) as f:
+        written = {row["video"]: row["pred_name"] for row in csv.DictReader(f)}
+    assert {p.path: p.top[0][0] for p in predictions} == written
+    for p in predictions:
+        assert abs(float(p.probs.sum()) - 1.0) < 1e-4 and len(p.top) == 5
+
+
+def test_predict_clip_single_and_batched(trained_toy):
+    predictor = rs3d.Predictor(None, os.path.join(trained_toy["out"], "model_final.pyth"))
+    paths, _ = val_videos(trained_toy)
+    frames = [open_video(p, "pyav").get_frames(list(range(0, 29, 4))) for p in paths[:3]]
+    clips = torch.stack([torch.from_numpy(f).permute(3, 0, 1, 2) for f in frames])  # (3, 3, 8, 120, 160)
+    batched = predictor.predict_clip(clips)
+    assert batched.shape == (3, 8)
+    torch.testing.assert_close(predictor.predict_clip(clips[1]), batched[1], rtol=1e-4, atol=1e-5)
+
+
+def test_bad_files_are_reported_and_skipped(trained_toy, tmp_path):
+    predictor = rs3d.Predictor(None, os.path.join(trained_toy["out"], "model_final.pyth"))
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    paths, _ = val_videos(trained_toy)
+    results = predictor.predict_many([paths[0], str(text), str(tmp_path / "missing.mp4"), paths[1]])
+    assert [r.error is None for r in results] == [True, False, False, True]
+    assert "not found" in results[2].error and results[3].top
+
+
+def test_timeline_switches_where_the_content_switches(trained_toy, tmp_path):
+    predictor = rs3d.Predictor(None, os.path.join(trained_toy["out"], "model_final.pyth"))
+    paths, labels = val_videos(trained_toy)
+    predictions = predictor.predict_many(paths)
+    # The two most confidently right videos of different classes, played one after the other.
+    ranked = sorted((p.top[0][1], i) for i, p in enumerate(predictions)
+                    if p.top[0][0] == predictor.class_names[labels[i]])
+    first = ranked[-1][1]
+    second = next(i for _, i in reversed(ranked) if labels[i] != labels[first])
+    frames = [open_video(paths[i], "pyav").get_frames(list(range(32))) for i in (first, second)]
+    joined = write_h264(str(tmp_path / "joined.mp4"), np.concatenate(frames))
+    result = predictor.predict(joined, window_sec=1.0, stride_sec=0.25)
+    timeline = [(w["start"], w["end"], w["top"][0]["name"]) for w in result.timeline]
+    names = [predictor.class_names[labels[first]], predictor.class_names[labels[second]]]
+    inside_first = [name for start, end, name in timeline if end <= 32 / 30]
+    inside_second = [name for start, end, name in timeline if start >= 32 / 30]
+    assert inside_first and inside_second
+    assert inside_first[0] == names[0] and inside_second[-1] == names[1]
+    assert timeline[0][0] == 0.0 and abs(timeline[-1][1] - 64 / 30) < 1e-3
+
+
+def test_sliding_windows_cover_the_video():
+    spec = ClipSpec(8, 4)
+    windows = sliding_windows(spec, 300, 30.0, 2.0, 1.0)
+    assert [(w.start_sec, w.end_sec) for w in windows[:2]] == [(0.0, 2.0), (1.0, 3.0)]
+    assert windows[-1].end_sec == 10.0 and len(windows) == 9
+    assert all(w.indices.min() >= w.start_sec * 30 and w.indices.max() < w.end_sec * 30 for w in windows)
+    narrow = sliding_windows(spec, 300, 30.0, 0.5, 0.5)  # windows shorter than the 29-frame clip
+    assert narrow[0].indices.min() == 0 and narrow[-1].indices.max() <= 299  # clamped, never wrapped
+    short = sliding_windows(spec, 20, 30.0, 2.0, 1.0)
+    assert len(short) == 1 and short[0].end_sec == 20 / 30
+
+
+def test_cli_writes_json_and_csv(trained_toy, tmp_path):
+    paths, _ = val_videos(trained_toy)
+    out = tmp_path / "pred.json"
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "tools/predict.py"), "--checkpoint",
+                          os.path.join(trained_toy["out"], "model_final.pyth"), os.path.dirname(paths[0]),
+                          str(tmp_path / "gone.mp4"), "--topk", "3", "--output", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert len(data) == 5 and data[-1]["error"] == "file not found" and len(data[0]["top"]) == 3
+    assert "gone.mp4: skipped" in run.stdout
+    csv_out = tmp_path / "pred.csv"
+    subprocess.run([sys.executable, os.path.join(ROOT, "tools/predict.py"), "--checkpoint",
+                    os.path.join(trained_toy["out"], "model_final.pyth"), paths[0], "--window-sec", "0.5",
+                    "--output", str(csv_out)], check=True, capture_output=True)
+    rows = list(csv.DictReader(open(csv_out)))
+    assert rows[0]["rank"] == "1" and any(r["window_start"] for r in rows)
