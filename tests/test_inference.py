@@ -107,3 +107,20 @@ def test_cli_writes_json_and_csv(trained_toy, tmp_path):
                     "--output", str(csv_out)], check=True, capture_output=True)
     rows = list(csv.DictReader(open(csv_out)))
     assert rows[0]["rank"] == "1" and any(r["window_start"] for r in rows)
+
+
+def test_export_round_trip(trained_toy, tmp_path):
+    from rs3d.inference.export import export_model
+
+    predictor = rs3d.Predictor(None, os.path.join(trained_toy["out"], "model_final.pyth"), device="cpu")
+    path = str(tmp_path / "model.pt2")
+    report = export_model(predictor.model, 8, 64, path)
+    assert report.max_abs_diff < 1e-4 and os.listdir(tmp_path) == ["model.pt2"]
+    program = torch.export.load(path).module()
+    clip = torch.randn(3, 3, 8, 64, 64)  # another batch size than the example: the batch is dynamic
+    with torch.no_grad():
+        torch.testing.assert_close(program(clip), predictor.model(clip), rtol=1e-4, atol=1e-4)
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "tools/export.py"), "--checkpoint",
+                          os.path.join(trained_toy["out"], "model_final.pyth"), "--output", str(tmp_path / "b.pt2")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "input float32 (N, 3, 8, 64, 64)" in run.stdout, run.stderr[-1500:]
