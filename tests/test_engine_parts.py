@@ -157,3 +157,28 @@ def test_fine_tuning_reinitialises_a_head_of_another_size(tmp_path):
     assert torch.equal(target.stem.conv1.weight, source.stem.conv1.weight)
     with pytest.raises(CheckpointError, match="does not fit"):
         load_weights(nn.Sequential(nn.Linear(2, 2)), str(tmp_path / "src.pyth"))
+
+
+def test_pytorchvideo_zoo_checkpoint_loads_into_the_baseline(tmp_path):
+    """A PySlowFast/pytorchvideo .pyth (``model_state``, DDP ``module.`` prefix, cfg as text) round-trips through
+    pytorchvideo's own Slow R50 into rs3d's slow_r50 baseline: identical logits."""
+    from pytorchvideo.models.hub.resnet import slow_r50
+
+    from rs3d.config import load_config
+    from rs3d.models import build_model
+
+    torch.manual_seed(0)
+    reference = slow_r50(pretrained=False).eval()  # pytorchvideo's own model, as its hub builds it
+    for module in reference.modules():  # non-trivial BN statistics
+        if isinstance(module, nn.BatchNorm3d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    state = {f"module.{k}": v for k, v in reference.state_dict().items()}
+    torch.save({"epoch": 196, "model_state": state, "cfg": "TRAIN:\n  ENABLE: True\n"}, tmp_path / "SLOW_8x8.pyth")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_config(os.path.join(root, "configs/kinetics400/slow_r50.yaml"), ["DATA.TRAIN_CROP_SIZE", "224"])
+    ours = build_model(cfg).eval()
+    assert load_weights(ours, str(tmp_path / "SLOW_8x8.pyth")) == []
+    clip = torch.randn(1, 3, 8, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(clip), reference(clip), rtol=1e-4, atol=1e-4)

@@ -54,13 +54,25 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def exported_state(checkpoint: dict) -> dict:
-    """The weights a checkpoint exports: its EMA model when it has one, else the raw model."""
+    """The weights a checkpoint exports: its EMA model when it has one, else the raw model.
+
+    Also reads PySlowFast / pytorchvideo model-zoo files (``model_state``, maybe saved under DDP with a
+    ``module.`` prefix), so published baseline weights load into the matching pytorchvideo baseline.
+    """
     ema = checkpoint.get("ema")
     if isinstance(ema, dict) and "module" in ema:
-        return ema["module"]
-    if "model" in checkpoint:
-        return checkpoint["model"]
-    return checkpoint  # a bare state dict
+        state = ema["module"]
+    elif "model" in checkpoint:
+        state = checkpoint["model"]
+    elif "model_state" in checkpoint:
+        state = checkpoint["model_state"]
+    elif "state_dict" in checkpoint:
+        state = checkpoint["state_dict"]
+    else:
+        state = checkpoint  # a bare state dict
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
 
 
 def load_weights(model: nn.Module, path: str, prefer_ema: bool = True, checkpoint: dict | None = None) -> list[str]:
@@ -70,7 +82,7 @@ def load_weights(model: nn.Module, path: str, prefer_ema: bool = True, checkpoin
     ``checkpoint`` is the already loaded file, when the caller has it (``path`` then only names it in messages).
     """
     checkpoint = load_checkpoint(path) if checkpoint is None else checkpoint
-    state = exported_state(checkpoint) if prefer_ema else checkpoint.get("model", checkpoint)
+    state = exported_state(checkpoint if prefer_ema else {k: v for k, v in checkpoint.items() if k != "ema"})
     own = model.state_dict()
     reinit = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     state = {k: v for k, v in state.items() if k not in reinit}

@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", help="video files, directories or globs")
     parser.add_argument("--checkpoint", required=True, help="model_final.pyth or a training checkpoint")
     parser.add_argument("--cfg", help="config file (default: the config stored in the checkpoint)")
+    parser.add_argument("--class-names", help="classnames.json, for checkpoints that carry no class names "
+                        "(e.g. PySlowFast / pytorchvideo model-zoo files)")
     parser.add_argument("--topk", type=int, default=5)
     parser.add_argument("--window-sec", type=float, help="sliding windows of this length: a label timeline")
     parser.add_argument("--stride-sec", type=float, help="window stride (default: half a window)")
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print("error: no videos found in " + " ".join(args.paths), file=sys.stderr)
         return 2
-    predictor = Predictor(args.cfg, args.checkpoint, args.device, args.topk, args.batch_size, args.opts)
+    predictor = Predictor(args.cfg, args.checkpoint, args.device, args.topk, args.batch_size, args.opts,
+                          args.class_names)
     predictions = predictor.predict_many(paths, args.window_sec, args.stride_sec)
     for p in predictions:
         if p.error:

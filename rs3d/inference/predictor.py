@@ -14,7 +14,7 @@ import torch
 from fvcore.common.config import CfgNode
 
 from rs3d.config import config_from_text, load_config
-from rs3d.data.annotations import VideoRecord
+from rs3d.data.annotations import VideoRecord, load_class_names
 from rs3d.data.build import ClipNormalizer, backends, clip_spec
 from rs3d.data.dataset import TestClipDataset
 from rs3d.data.decoders import VideoDecodeError
@@ -51,7 +51,7 @@ class Predictor:
     """A trained model ready for videos and clips on ``device`` ("auto": CUDA when available)."""
 
     def __init__(self, cfg_or_path: CfgNode | str | None, checkpoint: str, device: str = "auto", topk: int = 5,
-                 max_batch: int = 16, overrides: Sequence[str] = ()):
+                 max_batch: int = 16, overrides: Sequence[str] = (), class_names: Sequence[str] | str | None = None):
         state = load_checkpoint(checkpoint)
         if cfg_or_path is None:
             if "config" not in state:
@@ -71,7 +71,11 @@ class Predictor:
                                    torch.contiguous_format).eval()
         self.amp_dtype = autocast_dtype(cfg.TRAIN.MIXED_PRECISION, self.device)
         self.normalizer = ClipNormalizer.from_config(cfg, self.device, channels_last=on_gpu)
-        names = state.get("class_names") or [f"class_{i}" for i in range(cfg.MODEL.NUM_CLASSES)]
+        if isinstance(class_names, str):  # a classnames.json (list or PySlowFast {"name": index})
+            class_names = load_class_names(class_names)
+        names = class_names or state.get("class_names") or [f"class_{i}" for i in range(cfg.MODEL.NUM_CLASSES)]
+        if len(names) != cfg.MODEL.NUM_CLASSES:
+            raise ValueError(f"{len(names)} class names for a model with {cfg.MODEL.NUM_CLASSES} classes")
         self.class_names = list(names)
         self.topk, self.max_batch = min(topk, len(self.class_names)), max_batch
         self.spec = clip_spec(cfg)
