@@ -124,3 +124,24 @@ def test_export_round_trip(trained_toy, tmp_path):
                           os.path.join(trained_toy["out"], "model_final.pyth"), "--output", str(tmp_path / "b.pt2")],
                          capture_output=True, text=True)
     assert run.returncode == 0 and "input float32 (N, 3, 8, 64, 64)" in run.stdout, run.stderr[-1500:]
+
+
+def test_render_draws_the_current_labels(trained_toy, tmp_path):
+    from rs3d.inference.render import label_lines
+
+    paths, _ = val_videos(trained_toy)
+    out = tmp_path / "labelled.mp4"
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "tools/predict.py"), "--checkpoint",
+                          os.path.join(trained_toy["out"], "model_final.pyth"), paths[0], "--render", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "rendered" in run.stdout, run.stderr[-1500:]
+    source = open_video(paths[0], "pyav").get_frames(list(range(32)))
+    drawn = open_video(str(out), "pyav").get_frames(list(range(32)))
+    assert drawn.shape == source.shape
+    corner = np.abs(drawn[:, :12, :40].astype(float) - source[:, :12, :40]).mean()
+    rest = np.abs(drawn[:, 60:, 80:].astype(float) - source[:, 60:, 80:]).mean()
+    assert corner > 30 and rest < 8  # a text box top-left, the picture untouched elsewhere
+    timeline = [{"start": 0.0, "top": [{"name": "a", "prob": 0.9}]},
+                {"start": 1.0, "top": [{"name": "b", "prob": 0.8}]}]
+    assert label_lines(timeline, [], 0.5) == ["a 0.90"] and label_lines(timeline, [], 1.2) == ["b 0.80"]
+    assert label_lines([], [("c", 0.5)], 3.0) == ["c 0.50"]

@@ -8,7 +8,9 @@ import json
 import os
 import sys
 
+from rs3d.data.decoders import VideoDecodeError
 from rs3d.inference.predictor import Prediction, Predictor
+from rs3d.inference.render import render_video
 from rs3d.utils import cli
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
@@ -50,6 +52,21 @@ def write_results(path: str, predictions: list[Prediction]) -> None:
     os.replace(tmp, path)
 
 
+def render_all(target: str, predictions: list[Prediction]) -> None:
+    """Render every readable video: to ``target`` itself for a single .mp4, else into the folder ``target``."""
+    readable = [p for p in predictions if not p.error]
+    single = target.endswith(".mp4") and len(predictions) == 1
+    if not single:
+        os.makedirs(target, exist_ok=True)
+    for p in readable:
+        dst = target if single else os.path.join(target, os.path.splitext(os.path.basename(p.path))[0] + "_labels.mp4")
+        try:
+            frames = render_video(p.path, dst, p.timeline, p.top)
+            print(f"rendered {dst} ({frames} frames)")
+        except VideoDecodeError as exc:
+            print(f"{p.path}: not rendered ({exc.reason})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rs3d-predict", description=__doc__)
     parser.add_argument("paths", nargs="+", help="video files, directories or globs")
@@ -63,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per forward pass")
     parser.add_argument("--output", help="write results to a .json or .csv file")
+    parser.add_argument("--render", help="write a copy of the video with the current top-3 labels drawn: an .mp4 "
+                        "file for one video, else a folder (<name>_labels.mp4 per video)")
     parser.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE",
                         help="config overrides, e.g. --opts TEST.NUM_ENSEMBLE_VIEWS 4")
     args = parser.parse_args(argv)
@@ -72,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     predictor = Predictor(args.cfg, args.checkpoint, args.device, args.topk, args.batch_size, args.opts,
                           args.class_names)
-    predictions = predictor.predict_many(paths, args.window_sec, args.stride_sec)
+    window_sec = args.window_sec
+    if args.render and not window_sec:  # labels that follow the video: windows of about one clip
+        spec = predictor.spec
+        window_sec = max(1.0, round(spec.span(30.0) / 30.0, 1))
+    predictions = predictor.predict_many(paths, window_sec, args.stride_sec)
     for p in predictions:
         if p.error:
             print(f"{p.path}: skipped ({p.error})")
@@ -83,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                   ", ".join(f"{t['name']} {t['prob']:.3f}" for t in w["top"][:3]))
     if args.output:
         write_results(args.output, predictions)
+    if args.render:
+        render_all(args.render, predictions)
     failed = sum(1 for p in predictions if p.error)
     if failed:
         print(f"{failed} of {len(predictions)} videos could not be read", file=sys.stderr)
