@@ -24,6 +24,7 @@ setup(
         "numpy>=1.24",
         "PyYAML>=6.0",
         "tensorboard>=2.10",
+        "matplotlib>=3.7",
     ],
     extras_require={"test": ["pytest>=8", "timm>=1.0"]},
     entry_points={"console_scripts": ["rs3d-predict=rs3d.inference.cli:console_main"]},

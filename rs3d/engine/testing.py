@@ -1,6 +1,7 @@
 """The final multi-view test: metrics, per-video predictions with class names, confusion matrix."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -34,6 +35,8 @@ def run_test(cfg: CfgNode, model: nn.Module, class_names: list[str], dist: DistI
                           meter.labels, class_names)
         write_confusion_matrix(os.path.join(out, f"confusion_{cfg.TEST.SPLIT}.csv"),
                                meter.confusion_matrix(len(class_names)), class_names)
+        with open(os.path.join(out, f"test_{cfg.TEST.SPLIT}.json"), "w") as f:
+            json.dump({**summary, "views_per_video": views}, f, indent=1)
         logger.info("test on %s (%d views/video, %d videos, %d unreadable): top1 %.2f top5 %.2f "
                     "mean class acc %.2f; predictions and confusion matrix in %s", cfg.TEST.SPLIT, views,
                     summary["num_videos"], skips.total_skips, summary["top1"], summary["top5"],

@@ -1,0 +1,134 @@
+"""Side-by-side comparison of configs on this device: size, FLOPs, speed, memory and (from run dirs) accuracy.
+
+Speed rows are timed in fresh processes (see ``rs3d.utils.benchmark``); accuracy comes from a finished run's
+``metrics.jsonl`` (single view, EMA when present) and ``test_<split>.json`` (multi-view).
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+from dataclasses import dataclass
+
+from rs3d.config import load_config
+from rs3d.models import build_model
+from rs3d.utils.benchmark import SpeedSetting, build_for_clip, time_in_subprocess
+from rs3d.utils.complexity import count_gflops, count_parameters
+
+COLUMNS = ["model", "params (M)", "GFLOPs/view", "infer clips/s b1", "infer clips/s max", "max batch",
+           "train clips/s", "train peak MiB", "top-1 1-view", "top-5 1-view", "top-1 multi-view", "top-5 multi-view"]
+
+
+@dataclass
+class SpeedBudget:
+    """How hard to time: device, timed iterations, largest inference batch to try, training batch."""
+
+    device: str = "cpu"
+    iters: int = 3
+    max_batch: int = 8
+    train_batch: int = 2
+
+
+def run_accuracy(run_dir: str) -> dict:
+    """Single-view top-1/5 (last validation, EMA model when present) and multi-view test top-1/5 of a run."""
+    out: dict = {}
+    metrics = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.isfile(metrics):
+        last: dict = {}
+        for line in open(metrics):
+            record = json.loads(line)
+            if record.get("split") in ("val", "val_ema"):
+                last[record["split"]] = record
+        best = last.get("val_ema") or last.get("val")
+        if best:
+            out.update({"top-1 1-view": best.get("top1"), "top-5 1-view": best.get("top5")})
+    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+        if name.startswith("test_") and name.endswith(".json"):
+            test = json.load(open(os.path.join(run_dir, name)))
+            out.update({"top-1 multi-view": test.get("top1"), "top-5 multi-view": test.get("top5")})
+    return out
+
+
+def largest_batch_speed(path: str, opts: list[str], frames: int, crop: int, budget: SpeedBudget) -> tuple[float, int]:
+    """Inference clips/s at the largest batch (doubling up to ``max_batch``) that still runs; (speed, batch)."""
+    best, best_batch, batch = 0.0, 0, 2
+    factory = functools.partial(build_for_clip, path, opts, frames, crop)
+    while batch <= budget.max_batch:
+        result = time_in_subprocess(factory, SpeedSetting(frames, crop, batch, budget.device, iters=budget.iters))
+        if "error" in result:  # out of memory (or anything else): the previous batch was the largest
+            break
+        if result["clips_per_s"] > best:
+            best, best_batch = result["clips_per_s"], batch
+        batch *= 2
+    return best, best_batch
+
+
+def compare_row(path: str, opts: list[str], budget: SpeedBudget, run_dir: str | None = None,
+                name: str | None = None) -> dict:
+    """Every column of :data:`COLUMNS` for one config (and its run dir, if given)."""
+    cfg = load_config(path, opts)
+    frames, crop = cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE
+    model = build_model(cfg)
+    row = {"model": name or os.path.splitext(os.path.basename(path))[0],
+           "params (M)": count_parameters(model) / 1e6, "GFLOPs/view": count_gflops(model, (frames, crop, crop))}
+    del model
+    factory = functools.partial(build_for_clip, path, opts, frames, crop)
+    single = time_in_subprocess(factory, SpeedSetting(frames, crop, 1, budget.device, iters=budget.iters))
+    row["infer clips/s b1"] = single.get("clips_per_s")
+    row["infer clips/s max"], row["max batch"] = largest_batch_speed(path, opts, frames, crop, budget)
+    train_crop = cfg.DATA.TRAIN_CROP_SIZE
+    train_factory = functools.partial(build_for_clip, path, opts, frames, train_crop)
+    train = time_in_subprocess(train_factory, SpeedSetting(frames, train_crop, budget.train_batch, budget.device,
+                                                           train=True, recipe=True, iters=budget.iters))
+    row["train clips/s"], row["train peak MiB"] = train.get("clips_per_s"), train.get("peak_mib")
+    if run_dir:
+        row.update(run_accuracy(run_dir))
+    return row
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated by another (higher-or-equal x and y, one strictly), sorted by x."""
+    front = [i for i, (x, y) in enumerate(points)
+             if not any((x2 >= x and y2 >= y) and (x2 > x or y2 > y) for x2, y2 in points)]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_speed_accuracy(rows: list[dict], path: str, accuracy_key: str = "top-1 multi-view",
+                        speed_key: str = "infer clips/s b1") -> bool:
+    """Speed-vs-accuracy figure (one marker per model, Pareto front drawn) as PNG; False when no row has both."""
+    points = [(r[speed_key], r[accuracy_key], r["model"]) for r in rows
+              if r.get(speed_key) is not None and r.get(accuracy_key) is not None]
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    for x, y, name in points:
+        ax.scatter(x, y, s=40)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    front = pareto_front([(x, y) for x, y, _ in points])
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="grey", label="Pareto front")
+    ax.set_xlabel(f"{speed_key} (higher is faster)")
+    ax.set_ylabel(f"{accuracy_key} (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    tmp = f"{path}.partial.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+def write_csv(rows: list[dict], path: str) -> None:
+    """The comparison as CSV, one row per model (atomic)."""
+    tmp = f"{path}.partial"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
