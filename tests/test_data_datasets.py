@@ -200,3 +200,25 @@ def _cfg(data_dir, num_classes):
     cfg.DATA.TRAIN_CROP_SIZE = cfg.DATA.TEST_CROP_SIZE = 32
     cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.BATCH_SIZE = 2, 2
     return cfg
+
+
+def test_saved_metadata_spares_the_probe(tmp_path, video_dir, monkeypatch):
+    from types import SimpleNamespace
+
+    from rs3d.data import build_dataset
+    from rs3d.data.decoders import probe_video
+    from rs3d.data.metadata import metadata_path, save_metadata
+
+    for kind in ("good", "good2"):
+        shutil.copy(video_dir[kind], tmp_path / f"{kind}.mp4")
+    (tmp_path / "train.csv").write_text("good.mp4 0\ngood2.mp4 1\n")
+    (tmp_path / "classnames.json").write_text(json.dumps(["a", "b"]))
+    facts = [SimpleNamespace(path=str(tmp_path / f"{k}.mp4"), readable=True, **probe_video(video_dir[k]).__dict__)
+             for k in ("good", "good2")]
+    assert save_metadata(metadata_path(str(tmp_path), "train"), facts) == 2
+    (tmp_path / "good2.mp4").write_bytes((tmp_path / "good2.mp4").read_bytes() + b"\0")  # changed: stale entry
+    cfg = _cfg(tmp_path, num_classes=2)
+    dataset = build_dataset(cfg, "train")
+    assert list(dataset._info_cache) == [str(tmp_path / "good.mp4")]
+    monkeypatch.setattr(dataset_module, "probe_video", lambda path: (_ for _ in ()).throw(AssertionError(path)))
+    assert dataset[0]["failures"] == []  # no probe for the video with saved facts

@@ -139,6 +139,8 @@ def test_check_dataset_cli_writes_clean_csv(dataset):
         assert f"\n{status} (1" in run.stdout, run.stdout
     clean = (dataset / "train.clean.csv").read_text().splitlines()
     assert clean == [f"videos/{rel} {i % 2}" for i, rel in enumerate(GOOD)]
+    meta = json.loads((dataset / "train.meta.json").read_text())  # stream facts for the loaders
+    assert len(meta) >= len(GOOD) and all(entry["num_frames"] > 0 and entry["fps"] > 0 for entry in meta.values())
 
 
 def test_check_dataset_usage_error(dataset, monkeypatch, capsys):

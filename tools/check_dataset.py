@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rs3d.data.annotations import AnnotationError  # noqa: E402
 from rs3d.data.checks import check_split, format_report, progress_printer, read_split, write_csv_subset  # noqa: E402
+from rs3d.data.metadata import metadata_path, save_metadata  # noqa: E402
 from rs3d.utils import cli  # noqa: E402
 
 
@@ -62,6 +63,9 @@ def main() -> int:
     out = args.out or os.path.join(args.data_dir, f"{args.split}.clean.csv")
     write_csv_subset(csv_path, keep, out)
     print(f"\nwrote {out}: {len(keep)} of {len(records)} videos")
+    meta = metadata_path(args.data_dir, args.split)
+    count = save_metadata(meta, checks)
+    print(f"wrote {meta}: stream facts of {count} videos (the loaders use them instead of probing each video)")
     return 0
 
 

@@ -19,6 +19,7 @@ from rs3d.data.annotations import (
     read_slowfast_csv,
 )
 from rs3d.data.dataset import TestClipDataset, TrainClipDataset, collate_clips
+from rs3d.data.metadata import load_metadata, metadata_path
 from rs3d.data.samplers import EpochSampler
 from rs3d.data.sampling import ClipSpec
 from rs3d.data.transforms import TestClipTransform, TrainClipTransform
@@ -88,8 +89,15 @@ def backends(cfg: CfgNode) -> tuple[str, ...]:
 
 def build_dataset(cfg: CfgNode, split: str, multi_view: bool | None = None):
     """Train split: augmented random clips. Other splits: all test views (``multi_view``) or one centre view."""
-    d = cfg.DATA
     records = load_records(cfg, split)
+    dataset = _build_dataset(cfg, split, records, multi_view)
+    # Stream facts saved by tools/check_dataset.py spare every worker a probe per video.
+    dataset.preload_info(load_metadata(metadata_path(cfg.DATA.PATH_TO_DATA_DIR, split), [r.path for r in records]))
+    return dataset
+
+
+def _build_dataset(cfg: CfgNode, split: str, records: list[VideoRecord], multi_view: bool | None):
+    d = cfg.DATA
     if split == "train":
         transform = TrainClipTransform(
             d.TRAIN_CROP_SIZE, d.TRAIN_CROP_MODE, tuple(d.TRAIN_CROP_AREA), tuple(d.TRAIN_CROP_ASPECT),

@@ -35,6 +35,10 @@ class _VideoSource(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def preload_info(self, infos: dict[str, VideoInfo]) -> None:
+        """Known stream facts (e.g. from a metadata file), shared by every worker after the fork."""
+        self._info_cache.update(infos)
+
     def info(self, path: str) -> VideoInfo:
         """Stream facts of ``path``, probed once per worker."""
         if path not in self._info_cache:

@@ -1,0 +1,54 @@
+"""Per-video stream facts saved by ``tools/check_dataset.py`` and read by the loaders, so workers skip the
+per-video probe (a PyAV open plus one decoded frame, ~10 ms) on their first visit to each video.
+
+An entry is used only while the file's size and modification time are unchanged.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+
+from rs3d.data.decoders import VideoInfo
+
+FIELDS = ("num_frames", "fps", "height", "width", "rotation", "codec")
+
+
+def metadata_path(data_dir: str, split: str) -> str:
+    """Where the metadata of a split lives: ``DATA_DIR/<split>.meta.json``."""
+    return os.path.join(data_dir, f"{split}.meta.json")
+
+
+def save_metadata(path: str, checks: Iterable) -> int:
+    """Write the facts of every readable checked video (objects with ``path`` and :data:`FIELDS`); atomic."""
+    entries = {}
+    for check in checks:
+        if getattr(check, "readable", True) and check.num_frames > 0 and os.path.isfile(check.path):
+            stat = os.stat(check.path)
+            entries[os.path.abspath(check.path)] = {**{f: getattr(check, f) for f in FIELDS},
+                                                    "size": stat.st_size, "mtime": stat.st_mtime}
+    tmp = f"{path}.partial"
+    with open(tmp, "w") as f:
+        json.dump(entries, f)
+    os.replace(tmp, path)
+    return len(entries)
+
+
+def load_metadata(path: str, paths: Iterable[str]) -> dict[str, VideoInfo]:
+    """Stream facts for ``paths`` from a metadata file; stale or missing entries are left out (probed later)."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        entries = json.load(f)
+    infos = {}
+    for video in paths:
+        entry = entries.get(os.path.abspath(video))
+        if entry is None:
+            continue
+        try:
+            stat = os.stat(video)
+        except OSError:
+            continue
+        if stat.st_size == entry["size"] and abs(stat.st_mtime - entry["mtime"]) < 1e-3:
+            infos[video] = VideoInfo(*(entry[f] for f in FIELDS))
+    return infos
