@@ -92,3 +92,13 @@ def test_pyav_reads_the_head_of_a_truncated_faststart_file(video_dir):
     except VideoDecodeError:
         return
     np.testing.assert_array_equal(same, frames)
+
+
+def test_decord_reader_takes_known_facts_without_decoding(video_dir):
+    info = probe_video(video_dir["good"])
+    reader = open_video(video_dir["good"], "decord", info=info)
+    assert (reader.info.height, reader.info.width, reader.info.num_frames) == (info.height, info.width,
+                                                                               info.num_frames)
+    frames = reader.get_frames([0, 3])
+    assert frames.shape == (2, info.height, info.width, 3)
+    assert np.array_equal(frames, open_video(video_dir["good"], "decord").get_frames([0, 3]))

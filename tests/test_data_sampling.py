@@ -87,6 +87,14 @@ def test_small_boxes_decode_at_full_size():
     assert decode_scale([Box(0, 0, 224, 224), Box(0, 0, 112, 448)], 112) == (1.0, 0.5)
 
 
+def test_mild_shrinks_decode_at_the_stored_size():
+    # FFmpeg's scaler costs more than a torch resize of the crop until over half the pixels go.
+    assert scaled_size(256, 340, (0.7, 0.7)) is None  # 49% of the pixels would remain
+    assert scaled_size(256, 340, (1.0, 0.5)) is None
+    assert scaled_size(720, 1280, (0.5, 0.5)) == (360, 640)
+    assert scaled_size(720, 1280, (0.3, 0.35)) == (216, 448)
+
+
 def test_jitter_mode_crops_at_the_jittered_short_side():
     transform = TrainClipTransform(64, mode="jitter", jitter=(80, 80), flip_prob=0)
     box = transform.sample_box(120, 160)

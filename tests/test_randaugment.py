@@ -7,6 +7,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from rs3d.data import randaugment
 from rs3d.data.randaugment import FastRandAugment, adjust_sharpness_uint8
 
 OPS = list(v2.RandAugment._AUGMENTATION_SPACE)
@@ -64,6 +65,17 @@ def test_every_op_is_bit_exact(op, shape):
         assert type(actual) is type(expected) is tv_tensors.Video, (op, magnitude)
         assert actual.shape == expected.shape and actual.dtype == torch.uint8
         assert torch.equal(actual, expected), (op, magnitude, (actual.int() - expected.int()).abs().max())
+
+
+@pytest.mark.parametrize("op", ["Brightness", "Color", "Contrast", "Sharpness", "AutoContrast"])
+def test_frame_groups_are_bit_exact(op, monkeypatch):
+    """The float kernels run on groups of frames (3 here, with a short last group) and stay exact."""
+    shape = (7, 3, 37, 53)
+    monkeypatch.setattr(randaugment, "_GROUP_ELEMENTS", 3 * 3 * 37 * 53)
+    video = tv_tensors.Video(random_video(shape, seed=3))
+    for magnitude in magnitudes(op, *shape[-2:]):
+        expected, actual = apply_both(video, op, magnitude)
+        assert torch.equal(actual, expected), (op, magnitude)
 
 
 @pytest.mark.parametrize("op", ["ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"])

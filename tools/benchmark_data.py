@@ -40,9 +40,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test-videos", type=int, default=4, help="timed videos (x 30 views) per test measurement")
     parser.add_argument("--warmup", type=int, default=3, help="untimed clips before each train measurement")
     parser.add_argument("--seed", type=int, default=0, help="seed of the video order, crops, starts and augmentation")
-    parser.add_argument("--cached-probe", action="store_true",
-                        help="keep the rs3d datasets' per-worker probe cache (as with persistent workers from the "
-                             "second epoch on); default: cold, as in a worker's first visit of each video")
     return parser.parse_args()
 
 
@@ -58,15 +55,14 @@ def main() -> int:
     torch.set_num_threads(1)
     width, height = (int(v) for v in args.size.lower().split("x"))
     originals, prepared = ensure_videos(args.data_dir, args.generate, height=height, width=width, log=log)
-    cold = not args.cached_probe
 
     report = Report()
     log(f"train pipelines: {len(originals)} videos, {args.clips} clips each ...")
-    report.add(*measure_train(originals, prepared, args.clips, seed=args.seed, warmup=args.warmup, cold_probe=cold))
+    report.add(*measure_train(originals, prepared, args.clips, seed=args.seed, warmup=args.warmup, ))
     log("pytorchvideo (spawned process) ...")
     report.add(measure_pytorchvideo(originals, args.clips, seed=args.seed, warmup=args.warmup))
     log(f"test pipelines: {args.test_videos} videos ...")
-    report.add(*measure_test(originals, min(args.test_videos, len(originals)), cold_probe=cold))
+    report.add(*measure_test(originals, min(args.test_videos, len(originals))))
 
     keyframes = [statistics.mean(keyframe_count(p) for p in paths) for paths in (originals, prepared)]
     sizes = [statistics.mean(Path(p).stat().st_size for p in paths) / 2**10 for paths in (originals, prepared)]
@@ -76,11 +72,16 @@ def main() -> int:
     print("One process, torch.set_num_threads(1), decord num_threads=1. Clips are 32 frames x stride 2 at 224 "
           "(train) or views of 32 frames at 256 (test rows count views). x (2): speed relative to row (2) by wall "
           "time, and by CPU time of the measuring process (all its threads), which other load on the machine "
-          "barely moves. Rows (1)+(2)+(5a)+(5b) and (4a)+(4b) take turns clip by clip; (3) runs alone in a "
-          f"spawned process. rs3d probe cache: {'cold (cleared before every sample)' if cold else 'kept'}.")
+          "barely moves. Rows (1)+(1c)+(2)+(5a)+(5b) and (4a)+(4b) take turns clip by clip; (3) runs alone in a "
+          "spawned process. (1) and (5a) read each video's stream facts from the split's metadata file (written by "
+          "check_dataset.py and prepare_dataset.py); (1c) probes every video, as a worker's first visit without it.")
     print("\nTargets (speed ratios from this run; PASS needs both wall-clock and CPU time to meet the target):")
     for text, wall, cpu, target, verdict in report.checks():
         print(f"- {text}: {wall:.2f} x wall, {cpu:.2f} x CPU (target >= {target:g} x) {verdict}")
+    if "1c" in report.timings:
+        print(f"- (info) (1c) rs3d train probing each video vs (2): {report.ratio('1c', '2'):.2f} x wall, "
+              f"{report.ratio('1c', '2', cpu=True):.2f} x CPU; vs (3): {report.ratio('1c', '3'):.2f} x wall, "
+              f"{report.ratio('1c', '3', cpu=True):.2f} x CPU")
     if "5a" in report.timings:
         print(f"- (info) rs3d train on prepared vs originals, (5a) vs (1): {report.ratio('5a', '1'):.2f} x wall, "
               f"{report.ratio('5a', '1', cpu=True):.2f} x CPU; (5a) vs (5b) raw decord on prepared: "

@@ -14,8 +14,9 @@ train dataset draws every sample from a seed that depends only on (seed, epoch, 
 prepared streams, given the same (epoch, index) items, draw the same crop boxes, starts and augmentations on the
 two copies of each video.
 
-By default the rs3d datasets' per-worker probe cache is cleared before every sample ("cold probe"): a worker
-without ``persistent_workers`` sees each video at most once per epoch, so the cache never hits within an epoch.
+The rs3d train rows know every video's stream facts, as the loaders do when check_dataset.py or prepare_dataset.py
+has written the split's metadata file; row (1c) repeats row (1) with the per-worker probe cache cleared before every
+sample, as a worker without that file sees each video on its first visit. The test rows probe cold.
 """
 from __future__ import annotations
 
@@ -260,26 +261,36 @@ def _records(paths: Sequence[str]) -> list[VideoRecord]:
 
 
 def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int, seed: int = 0, warmup: int = 3,
-                  setting: BenchSetting = BenchSetting(), cold_probe: bool = True) -> list[Timing]:
-    """Rows (1), (2), (5a), (5b): rs3d train ``__getitem__`` and raw decord on the same indices, on the original
-    and prepared videos, taking turns clip by clip; ``prepared`` may be empty. The datasets decode with decord only,
-    so a failure raises instead of silently falling back to PyAV."""
+                  setting: BenchSetting = BenchSetting()) -> list[Timing]:
+    """Rows (1), (1c), (2), (5a), (5b): rs3d train ``__getitem__`` and raw decord on the same indices, on the original
+    and prepared videos, taking turns clip by clip; ``prepared`` may be empty. Rows (1) and (5a) know each video's
+    stream facts, as the loaders do from the metadata file that check_dataset.py and prepare_dataset.py write;
+    row (1c) probes every video, as a worker's first visit does without that file. The datasets decode with decord
+    only, so a failure raises instead of silently falling back to PyAV."""
+    from rs3d.data.decoders import probe_video
+
     sets = [("original", list(originals))] + ([("prepared", list(prepared))] if prepared else [])
     generator = torch.Generator().manual_seed(seed)
     epochs = math.ceil((warmup + clips) / len(originals))
     items = [(epoch, int(i)) for epoch in range(epochs)  # what EpochSampler hands a worker, epoch by epoch
              for i in torch.randperm(len(originals), generator=generator)][:warmup + clips]
-    streams = []
+    streams = []  # (dataset, probe cold?, rs3d timing, raw decord timing or None)
     for label, paths in sets:
-        dataset = RecordingTrainDataset(_records(paths), setting.spec, train_transform(setting), backends=("decord",),
-                                        seed=seed)
-        rs3d = Timing("1" if label == "original" else "5a", "rs3d train: TrainClipDataset.__getitem__", label)
-        raw = Timing("2" if label == "original" else "5b", "raw decord: open + get_batch, same indices", label)
-        streams.append((dataset, rs3d, raw))
+        key = "1" if label == "original" else "5a"
+        for cold in (False, True) if label == "original" else (False,):
+            dataset = RecordingTrainDataset(_records(paths), setting.spec, train_transform(setting),
+                                            backends=("decord",), seed=seed)
+            if not cold:
+                dataset.preload_info({p: probe_video(p) for p in paths})
+            name = "rs3d train: TrainClipDataset.__getitem__" + (", probing each video" if cold else "")
+            rs3d = Timing(key + ("c" if cold else ""), name, label)
+            raw = None if cold else Timing("2" if label == "original" else "5b",
+                                           "raw decord: open + get_batch, same indices", label)
+            streams.append((dataset, cold, rs3d, raw))
     with single_thread():
         for step, item in enumerate(items):
-            for dataset, rs3d, raw in streams:
-                if cold_probe:
+            for dataset, cold, rs3d, raw in streams:
+                if cold:
                     _clear_probe_cache(dataset)
                 dataset.last_decode = None
                 watch = Stopwatch()
@@ -287,15 +298,18 @@ def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int,
                 elapsed = watch.elapsed()
                 if sample["index"] != item[1] or dataset.last_decode is None:
                     raise RuntimeError(f"{dataset.records[item[1]].path} did not decode: {sample['failures']}")
+                if step >= warmup:
+                    rs3d.add(elapsed)
+                if raw is None:
+                    continue
                 path, indices = dataset.last_decode
                 watch = Stopwatch()
                 frames = raw_decord_clip(path, indices)
                 elapsed_raw = watch.elapsed()
                 assert len(frames) == len(indices)
                 if step >= warmup:
-                    rs3d.add(elapsed)
                     raw.add(elapsed_raw)
-    return [t for _, *timings in streams for t in timings]
+    return [t for *_, rs3d, raw in streams for t in (rs3d, raw) if t is not None]
 
 
 def _crop_view(frames: torch.Tensor, crop: int, position: float) -> torch.Tensor:
@@ -452,7 +466,7 @@ def measure_pytorchvideo(paths: Sequence[str], clips: int, seed: int = 0, warmup
 # ------------------------------------------------------------------------------------------------------ report
 
 
-ROW_ORDER = ("1", "2", "3", "4a", "4b", "5a", "5b")
+ROW_ORDER = ("1", "1c", "2", "3", "4a", "4b", "5a", "5b")
 
 
 @dataclass

@@ -91,7 +91,7 @@ def open_video(path: str, backend: str = "decord", size: tuple[int, int] | None 
     goes to PyAV, which applies the rotation; decord's handling of rotation depends on its build.
     """
     if backend == "decord" and (info is None or info.rotation == 0):
-        return DecordReader(path, size)
+        return DecordReader(path, size, info)
     if backend in BACKENDS:
         return PyAVReader(path, size, info)
     raise ValueError(f"unknown decoding backend {backend!r}; choose one of {BACKENDS}")
@@ -100,7 +100,7 @@ def open_video(path: str, backend: str = "decord", size: tuple[int, int] | None 
 class DecordReader:
     """decord ``VideoReader`` with one decoding thread (the DataLoader workers give the parallelism)."""
 
-    def __init__(self, path: str, size: tuple[int, int] | None = None):
+    def __init__(self, path: str, size: tuple[int, int] | None = None, info: VideoInfo | None = None):
         import decord
 
         _check_file(path)
@@ -109,8 +109,11 @@ class DecordReader:
         try:
             self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, width=width, height=height)
             num_frames = len(self._reader)
-            h, w = size if size else ((0, 0) if num_frames == 0 else self._reader[0].shape[:2])
-            self._reader.seek(0)
+            if size or info:  # known: no frame needs decoding here
+                h, w = size if size else (info.height, info.width)
+            else:
+                h, w = (0, 0) if num_frames == 0 else self._reader[0].shape[:2]
+                self._reader.seek(0)
         except Exception as exc:  # RuntimeError (missing/empty/non-video) or DECORDError (damaged)
             raise VideoDecodeError(path, f"decord cannot open: {_first_line(exc)}") from None
         if num_frames == 0:

