@@ -15,6 +15,7 @@ import pytest
 
 from rs3d.data.checks import CRASHED, check_split, check_video, read_split, run_in_pool, write_csv_subset
 from rs3d.data.decoders import PyAVReader, probe_video
+from rs3d.data.metadata import load_metadata, metadata_path
 from rs3d.data.reencode import prepare_split, reencode_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,6 +185,16 @@ def test_reencode_video_size_keyframes_and_fidelity(dataset, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["rotated.mp4", "same.mp4", "small.mp4", "upright.mp4"]  # no temp files
 
 
+def test_reencode_tunes_for_fast_decoding_by_default(dataset, tmp_path):
+    src = str(dataset / "videos" / GOOD[0])
+    fast, plain = tmp_path / "fast.mp4", tmp_path / "plain.mp4"
+    reencode_video(src, str(fast), short_side=32)
+    reencode_video(src, str(plain), short_side=32, tune=None)
+    # x264 writes its settings into the stream (an SEI message): CAVLC and no deblocking filter vs its defaults.
+    assert b"cabac=0" in fast.read_bytes() and b"deblock=0" in fast.read_bytes()
+    assert b"cabac=1" in plain.read_bytes() and b"deblock=1" in plain.read_bytes()
+
+
 def test_prepare_dataset_cli_is_resumable(dataset, tmp_path):
     dst = tmp_path / "prepared"
     run = subprocess.run([sys.executable, str(ROOT / "tools/prepare_dataset.py"), str(dataset), str(dst),
@@ -194,9 +205,11 @@ def test_prepare_dataset_cli_is_resumable(dataset, tmp_path):
     made = GOOD + ["b/short.mp4"]
     assert (dst / "train.csv").read_text().splitlines() == [f"videos/{rel} {i % 2}" for i, rel in enumerate(made)]
     assert (dst / "classnames.json").read_text() == (dataset / "classnames.json").read_text()
+    facts = load_metadata(metadata_path(str(dst), "train"), [str(dst / "videos" / rel) for rel in made])
     for rel in made:
         info = probe_video(str(dst / "videos" / rel))
         assert (info.height, info.width) == (32, 42)
+        assert facts[str(dst / "videos" / rel)] == info  # the loaders need not probe the prepared videos
     records = read_split(str(dataset), "train")
     again = prepare_split(records, str(dataset), str(dst), short_side=32, keyframe_interval=8, workers=2)
     assert [r.status for r in again] == ["skipped"] * len(made) + ["failed"] * (len(BAD) - 1)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Data-pipeline clips/s per DataLoader worker (one process, one thread): the rs3d train pipeline against raw decord
 on the same frame indices and against pytorchvideo, the rs3d test pipeline against per-view decoding, and random
-clips on the stored videos against copies prepared by rs3d.data.reencode (short side 256, keyframe every 16).
+clips on the stored videos against copies prepared by rs3d.data.reencode (short side 256, keyframe every 16,
+x264 tuned for fast decoding).
 
     python tools/benchmark_data.py                       # 8 generated Kinetics-like videos, 40 clips per row
     python tools/benchmark_data.py --generate 16 --clips 100 --seed 1
@@ -30,7 +31,8 @@ def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="output/benchmark_data",
-                        help="videos in DIR/original, re-encoded copies in DIR/prepared (reused when present)")
+                        help="videos in DIR/original, copies re-encoded as prepare_dataset.py does in "
+                             "DIR/prepared_256_k16_fastdecode (both reused when present)")
     parser.add_argument("--generate", type=int, default=8, metavar="N",
                         help="make sure N generated videos (10 s, --size, 30 fps, H.264 GOP 250) exist and "
                              "benchmark those; 0 = benchmark every DIR/original/*.mp4 as it is")

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rs3d.data.annotations import AnnotationError  # noqa: E402
 from rs3d.data.checks import progress_printer, read_split, write_csv_subset  # noqa: E402
-from rs3d.data.reencode import copy_class_names, prepare_split  # noqa: E402
+from rs3d.data.metadata import metadata_path, save_metadata  # noqa: E402
+from rs3d.data.reencode import copy_class_names, prepare_split, probe_outputs  # noqa: E402
 from rs3d.utils import cli  # noqa: E402
 from rs3d.utils.tables import markdown_table  # noqa: E402
 
@@ -35,6 +36,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keyframe-interval", type=int, default=16, help="frames per GOP")
     parser.add_argument("--crf", type=int, default=23, help="x264 quality (lower = better, bigger)")
     parser.add_argument("--preset", default="veryfast", help="x264 speed preset")
+    parser.add_argument("--tune", default="fastdecode",
+                        help="x264 tuning; fastdecode (default) makes random clips decode ~1.4x faster for ~6%% more "
+                             "bytes; 'none' for x264's plain settings")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: os.cpu_count())")
     parser.add_argument("--splits", nargs="+", default=["train", "val", "test"], help="splits to convert")
     parser.add_argument("--show", type=int, default=10, help="failures listed per split")
@@ -68,9 +72,11 @@ def main() -> int:
         print(f"{split}: {len(records[split])} videos -> {dst} (short side {args.short_side}, "
               f"keyframe every {args.keyframe_interval} frames)", flush=True)
         results = prepare_split(records[split], src, dst, args.short_side, args.keyframe_interval, args.workers,
-                                args.crf, args.preset, progress=progress_printer(split))
+                                args.crf, args.preset, progress=progress_printer(split),
+                                tune=None if args.tune.lower() == "none" else args.tune)
         keep = [r for r, res in zip(records[split], results) if res.status != "failed"]
         write_csv_subset(os.path.join(src, f"{split}.csv"), keep, os.path.join(dst, f"{split}.csv"))
+        save_metadata(metadata_path(dst, split), probe_outputs(results, args.workers))
         count = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
         rows.append([split, count["done"], count["skipped"], count["failed"], len(keep)])
         failures += [f"  {split}: {r.src}: {r.reason}" for r in results if r.status == "failed"][:args.show]
@@ -78,7 +84,8 @@ def main() -> int:
     print(markdown_table(["split", "done", "skipped (existing)", "failed", f"in {dst} CSV"], rows))
     if failures:
         print("\nfailed (left out of the CSVs):\n" + "\n".join(failures))
-    print(f"\nwrote {', '.join(f'{s}.csv' for s in splits)}{' and classnames.json' if names else ''} to {dst}")
+    print(f"\nwrote {', '.join(f'{s}.csv' for s in splits)}{', classnames.json' if names else ''} and the stream "
+          f"facts ({', '.join(f'{s}.meta.json' for s in splits)}) to {dst}")
     return 0
 
 

@@ -179,12 +179,15 @@ def keyframe_count(path: str | os.PathLike) -> int:
 
 def ensure_videos(data_dir: str | os.PathLike, count: int, seconds: float = 10.0, height: int = 256,
                   width: int = 340, fps: int = 30, short_side: int = 256, keyframe_interval: int = 16,
+                  tune: str | None = "fastdecode",
                   log: Callable[[str], None] = print) -> tuple[list[str], list[str]]:
     """Originals ``data_dir/original/*.mp4`` (``count`` generated ``video_<i>_<W>x<H>.mp4``; 0 = every mp4 there)
-    and their re-encoded copies ``data_dir/prepared/*.mp4``; existing files are reused."""
+    and their re-encoded copies ``data_dir/prepared_<short side>_k<keyframe interval>_<tune>/*.mp4`` (the
+    defaults of prepare_dataset.py); existing files are reused."""
     from rs3d.data.reencode import reencode_video
 
-    original_dir, prepared_dir = Path(data_dir) / "original", Path(data_dir) / "prepared"
+    original_dir = Path(data_dir) / "original"
+    prepared_dir = Path(data_dir) / f"prepared_{short_side}_k{keyframe_interval}_{tune or 'plain'}"
     if count > 0:
         originals = [original_dir / f"video_{i:03d}_{width}x{height}.mp4" for i in range(count)]
         for i, path in enumerate(originals):
@@ -201,7 +204,7 @@ def ensure_videos(data_dir: str | os.PathLike, count: int, seconds: float = 10.0
         if not dst.is_file() or dst.stat().st_size == 0:
             dst.parent.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
-            reencode_video(str(src), str(dst), short_side=short_side, keyframe_interval=keyframe_interval)
+            reencode_video(str(src), str(dst), short_side=short_side, keyframe_interval=keyframe_interval, tune=tune)
             log(f"re-encoded {dst} ({time.perf_counter() - start:.1f} s)")
     return [str(p) for p in originals], [str(p) for p in prepared]
 
