@@ -67,9 +67,10 @@ def test_every_op_is_bit_exact(op, shape):
         assert torch.equal(actual, expected), (op, magnitude, (actual.int() - expected.int()).abs().max())
 
 
-@pytest.mark.parametrize("op", ["Brightness", "Color", "Contrast", "Sharpness", "AutoContrast"])
+@pytest.mark.parametrize("op", ["Brightness", "Color", "Contrast", "Sharpness", "AutoContrast", "Equalize", "Rotate",
+                                "ShearY"])
 def test_frame_groups_are_bit_exact(op, monkeypatch):
-    """The float kernels run on groups of frames (3 here, with a short last group) and stay exact."""
+    """Kernels with clip-sized temporaries run on groups of frames (3 here, with a short last group), still exact."""
     shape = (7, 3, 37, 53)
     monkeypatch.setattr(randaugment, "_GROUP_ELEMENTS", 3 * 3 * 37 * 53)
     video = tv_tensors.Video(random_video(shape, seed=3))

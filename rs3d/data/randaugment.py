@@ -7,8 +7,9 @@ clip on one thread, which is more than half the decode time, although every rand
 nearest-neighbour geometric op as a cached plan (block copies for translations and ShearX, one byte gather otherwise)
 whose source pixels come from running torchvision's own affine code once on a ramp of pixel numbers; it does the
 colour ops with torchvision's float arithmetic in place plus numpy's fast float -> uint8 cast, Solarize as one uint8
-compare, Equalize as per-plane lookup tables, and Sharpness with integer box sums. Float input, other interpolations,
-unusual shapes or fills go to torchvision unchanged.
+compare, Equalize as per-plane lookup tables, and Sharpness with integer box sums; ops with clip-sized temporaries
+work on a few frames at a time. Clips should be planar (T, 3, H, W): on interleaved pixels these kernels are 2-10x
+slower. Float input, other interpolations, unusual shapes or fills go to torchvision unchanged.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from torchvision.transforms.v2._utils import _get_fill
 __all__ = ["FastRandAugment", "adjust_sharpness_uint8"]
 
 _GEOMETRIC = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"})
-_FLOAT_KERNELS = frozenset({"Brightness", "Color", "Contrast", "Sharpness", "AutoContrast"})  # float temporaries
+_GROUPED_KERNELS = frozenset({"Brightness", "Color", "Contrast", "Sharpness", "AutoContrast", "Equalize"})
 _NEAREST = ("nearest", InterpolationMode.NEAREST, 0)  # 0 is PIL.Image.NEAREST
 _PLAN_CACHE: dict[tuple[int, int, str, float], list[tuple[int, ...]] | np.ndarray] = {}
 _PLAN_CACHE_SIZE = 64
@@ -45,7 +46,7 @@ class FastRandAugment(RandAugment):
                 out = self._geometric(image, transform_id, magnitude, interpolation, _get_fill(fill, type(image)))
             elif transform_id in _COLOUR_KERNELS and magnitude >= -1.0:  # factor 1 + magnitude < 0: torchvision raises
                 kernel, video = _COLOUR_KERNELS[transform_id], image.as_subclass(torch.Tensor)
-                if transform_id in _FLOAT_KERNELS:
+                if transform_id in _GROUPED_KERNELS:
                     out = _by_frame_groups(video, lambda frames: kernel(frames, magnitude))
                 else:
                     out = kernel(video, magnitude)
@@ -70,7 +71,10 @@ class FastRandAugment(RandAugment):
             if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
                 _PLAN_CACHE.pop(next(iter(_PLAN_CACHE)))
             _PLAN_CACHE[key] = _plan(source)
-        return _remap(video.as_subclass(torch.Tensor).contiguous(), _PLAN_CACHE[key], fill_values)
+        plan = _PLAN_CACHE[key]
+        if isinstance(plan, list):  # block copies: one pass over the clip
+            return _remap(video.as_subclass(torch.Tensor).contiguous(), plan, fill_values)
+        return _by_frame_groups(video.as_subclass(torch.Tensor).contiguous(), lambda x: _remap(x, plan, fill_values))
 
 
 def _plan(source: np.ndarray) -> list[tuple[int, ...]] | np.ndarray:
@@ -123,8 +127,9 @@ def _remap(video: torch.Tensor, plan: list[tuple[int, ...]] | np.ndarray, fill: 
 
 
 def _by_frame_groups(video: torch.Tensor, kernel: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Run a kernel that treats frames independently on groups of about ``_GROUP_ELEMENTS`` pixels values, so its
-    uint8 and float temporaries stay in the CPU cache (2x faster than whole-clip passes on 32x224x224 clips)."""
+    """Run a kernel that treats frames independently on groups of about ``_GROUP_ELEMENTS`` values: its float,
+    int16 and index temporaries then stay in the CPU cache and never need fresh pages from the OS (measured in a
+    train worker: Sharpness, Color, Contrast and Brightness ~1.5-2x faster, Equalize 20 -> 9 ms per 32x224 clip)."""
     frames = video.reshape(-1, *video.shape[-3:])
     step = max(1, _GROUP_ELEMENTS // frames[0].numel())
     if step >= len(frames):
