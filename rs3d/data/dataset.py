@@ -123,7 +123,7 @@ class TrainClipDataset(_VideoSource):
         frames, positions = self.decode(path, size, choose)
         scale = (frames.shape[-2] / info.height, frames.shape[-1] / info.width)
         clips = [self.transform(_take(frames, pos), box, scale) for pos, box in zip(positions, boxes)]
-        return torch.stack(clips)  # (K, 3, T, crop, crop)
+        return clips[0].unsqueeze(0) if len(clips) == 1 else torch.stack(clips)  # (K, 3, T, crop, crop)
 
 
 class TestClipDataset(_VideoSource):
