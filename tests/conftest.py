@@ -19,8 +19,9 @@ def moving_frames(num_frames: int = 60, height: int = 48, width: int = 64, seed:
 
 
 def write_h264(path: str, frames: np.ndarray, fps: int = 30, gop: int | None = None, faststart: bool = False,
-               rotation: int = 0) -> str:
-    """Write (T, H, W, 3) uint8 frames as H.264 mp4; optional GOP, faststart moov and display rotation."""
+               rotation: int = 0, x264_params: str | None = None) -> str:
+    """Write (T, H, W, 3) uint8 frames as H.264 mp4; optional GOP, faststart moov, display rotation and x264
+    settings (``"bframes=1:keyint=16"``)."""
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(path, "w", options=options) as container:
         stream = container.add_stream("libx264", rate=fps)
@@ -28,6 +29,8 @@ def write_h264(path: str, frames: np.ndarray, fps: int = 30, gop: int | None = N
         stream.pix_fmt = "yuv420p"
         if gop:
             stream.codec_context.gop_size = gop
+        if x264_params:
+            stream.codec_context.options = {"x264-params": x264_params}
         if rotation:
             stream.set_display_rotation(rotation)
         for frame in frames:

@@ -222,3 +222,30 @@ def test_saved_metadata_spares_the_probe(tmp_path, video_dir, monkeypatch):
     assert list(dataset._info_cache) == [str(tmp_path / "good.mp4")]
     monkeypatch.setattr(dataset_module, "probe_video", lambda path: (_ for _ in ()).throw(AssertionError(path)))
     assert dataset[0]["failures"] == []  # no probe for the video with saved facts
+
+
+def test_clips_of_prepared_videos_start_on_reference_frames(video_dir, tmp_path, monkeypatch):
+    from rs3d.data.reencode import reencode_video
+
+    prepared = str(tmp_path / "prepared.mp4")
+    reencode_video(video_dir["good"], prepared)  # every odd frame a skippable B-frame
+    asked = []
+    real_open = dataset_module.open_video
+
+    def spy(*args, **kwargs):
+        reader = real_open(*args, **kwargs)
+        get_frames = reader.get_frames
+        reader.get_frames = lambda indices: asked.append(list(indices)) or get_frames(indices)
+        return reader
+
+    monkeypatch.setattr(dataset_module, "open_video", spy)
+    for path, aligned in ((prepared, True), (video_dir["good"], False)):
+        asked.clear()
+        train = TrainClipDataset([VideoRecord(path, 0)] * 12, ClipSpec(4, 2), TrainClipTransform(16))
+        for i in range(12):
+            assert train[i]["video"].shape == (1, 3, 4, 16, 16)
+        starts = {clip[0] for clip in asked}
+        assert len(starts) > 3 and all(all(i % 2 == 0 for i in clip) for clip in asked) == aligned, starts
+    asked.clear()
+    test = TestClipDataset([VideoRecord(prepared, 0)], ClipSpec(4, 2), TestClipTransform(32, num_crops=1), 5)
+    assert test[0]["valid"] and all(i % 2 == 0 for i in asked[0]) and len(asked[0]) > 10

@@ -1,8 +1,15 @@
-"""Decoders: decord/PyAV parity, decode-time resize, rotation, and every kind of bad file."""
+"""Decoders: decord/PyAV parity, decode-time resize, rotation, skippable frames, and every kind of bad file."""
+import dataclasses
+
 import numpy as np
 import pytest
 
-from rs3d.data.decoders import VideoDecodeError, open_video, probe_video
+from conftest import moving_frames, write_h264
+from rs3d.data.decoders import PyAVReader, VideoDecodeError, _reference_step, open_video, probe_video
+from rs3d.data.reencode import reencode_video
+
+# One non-reference B-frame between reference frames, as prepare_dataset.py encodes (minus its GOP length).
+SKIPPABLE_ODD = "bframes=1:b-adapt=0:b-pyramid=none:open-gop=0:scenecut=0"
 
 
 @pytest.mark.parametrize("kind", ["good", "good2", "fps15"])
@@ -102,3 +109,42 @@ def test_decord_reader_takes_known_facts_without_decoding(video_dir):
     frames = reader.get_frames([0, 3])
     assert frames.shape == (2, info.height, info.width, 3)
     assert np.array_equal(frames, open_video(video_dir["good"], "decord").get_frames([0, 3]))
+
+
+def test_prepared_videos_decode_even_frames_without_the_odd_ones(video_dir, tmp_path):
+    prepared = str(tmp_path / "prepared.mp4")
+    reencode_video(video_dir["good"], prepared, keyframe_interval=16)
+    info = probe_video(prepared)
+    assert info.ref_step == 2 and probe_video(video_dir["good"]).ref_step == 1  # x264 defaults: adaptive B-frames
+    reader = open_video(prepared, "decord", info=info)
+    assert isinstance(reader, PyAVReader)  # decord cannot leave frames undecoded
+    reference = open_video(prepared, "decord", info=probe_video(video_dir["good"]))  # a real decord reader
+    even = list(range(18, 50, 2))
+    np.testing.assert_array_equal(reader.get_frames(even), reference.get_frames(even))
+    assert reader.frames_decoded == 17 + 2  # from the keyframe at 16: 16, 18, ..., 48 and P-frames 31, 47 (GOP ends)
+    odd = [19, 21, 40]
+    np.testing.assert_array_equal(reader.get_frames(odd), reference.get_frames(odd))
+    assert reader.frames_decoded == 41 - 16  # every frame from the keyframe
+
+
+def test_wrong_reference_layout_falls_back_to_a_full_decode(tmp_path):
+    # An odd GOP flips the parity after the first keyframe: frame 16 is a B-frame nothing refers to.
+    path = write_h264(str(tmp_path / "odd_gop.mp4"), moving_frames(60), x264_params=f"keyint=15:{SKIPPABLE_ODD}")
+    info = probe_video(path)
+    assert info.ref_step == 1
+    wrong = PyAVReader(path, info=dataclasses.replace(info, ref_step=2))
+    even = list(range(16, 40, 2))
+    np.testing.assert_array_equal(wrong.get_frames(even), open_video(path, "decord").get_frames(even))
+    assert wrong.frames_decoded == 38 - 15 + 1  # decoded again in full from the keyframe at 15
+
+
+def test_reference_step_needs_x264s_fixed_single_b_frame_layout(tmp_path):
+    fixed = {"bframes": "1", "b_pyramid": "0", "b_adapt": "0", "open_gop": "0", "scenecut": "0", "interlaced": "0",
+             "keyint": "16"}
+    assert _reference_step(fixed) == 2
+    for key, value in [("bframes", "3"), ("b_pyramid", "2"), ("b_adapt", "1"), ("open_gop", "1"),
+                       ("scenecut", "40"), ("keyint", "15"), ("keyint", "infinite"), ("interlaced", "tff")]:
+        assert _reference_step({**fixed, key: value}) == 1, key
+    assert _reference_step({}) == 1  # not x264
+    path = write_h264(str(tmp_path / "k16.mp4"), moving_frames(20), x264_params=f"keyint=16:{SKIPPABLE_ODD}")
+    assert probe_video(path).ref_step == 2

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as F
 
-from rs3d.data.sampling import ClipSpec, clip_indices, merge_indices, random_start, uniform_starts
+from rs3d.data.sampling import ClipSpec, clip_indices, merge_indices, random_start, start_step, uniform_starts
 from rs3d.data.transforms import (
     Box,
     TestClipTransform,
@@ -36,6 +36,19 @@ def test_random_start_keeps_the_clip_inside_the_video():
     assert min(starts) == 0 and max(starts) == 11
     assert all(clip_indices(spec, s, 40, 30.0).max() < 40 for s in starts)
     assert random_start(spec, 10, 30.0, g) == 0  # short video: from the start, then loop
+
+
+def test_starts_land_on_reference_frames_when_the_stride_allows():
+    assert start_step(ClipSpec(8, 2), 30.0, 2) == 2 and start_step(ClipSpec(8, 4), 25.0, 2) == 2
+    assert start_step(ClipSpec(8, 1), 30.0, 2) == 1  # odd stride: clips need odd frames anyway
+    assert start_step(ClipSpec(8, 2, target_fps=30.0), 25.0, 2) == 1  # resampled: stride 1.67
+    assert start_step(ClipSpec(8, 2), 30.0, 1) == 1
+    spec, g = ClipSpec(8, 4), torch.Generator().manual_seed(0)  # span 29, room 11
+    starts = [random_start(spec, 40, 30.0, g, step=2) for _ in range(500)]
+    assert set(starts) == {0, 2, 4, 6, 8, 10}
+    assert all(clip_indices(spec, s, 40, 30.0).max() < 40 and (clip_indices(spec, s, 40, 30.0) % 2 == 0).all()
+               for s in starts)
+    assert uniform_starts(ClipSpec(8, 2), 116, 30.0, 5, step=2) == [0.0, 24.0, 50.0, 74.0, 100.0]  # 25.25 -> 24
 
 
 def test_uniform_starts_cover_the_video_evenly():

@@ -221,3 +221,27 @@ def test_prepare_dataset_cli_is_resumable(dataset, tmp_path):
     assert [r.status for r in resumed] == ["skipped", "done", "skipped", "skipped"]
     assert killed.is_file() and not partial.exists()
     assert check_video(str(killed)).ok
+
+
+def test_reencode_sets_its_own_frame_types(tmp_path):
+    from conftest import moving_frames, write_h264
+
+    src = write_h264(str(tmp_path / "gop5.mp4"), moving_frames(40), gop=5)  # keyframes at 0, 5, 10, ...
+    dst = tmp_path / "prepared.mp4"
+    reencode_video(src, str(dst), keyframe_interval=16)
+    with av.open(str(dst)) as container:
+        types = "".join(" IPB"[int(frame.pict_type)] for frame in container.decode(video=0))
+    # The source's frame types do not leak in: keyframes every 16 frames, a B-frame at every odd position but the
+    # last before a keyframe, so the even frames decode alone.
+    assert types == ("IB" + "PB" * 6 + "PP") * 2 + "IB" + "PB" * 2 + "PP"
+    assert probe_video(str(dst)).ref_step == 2
+    reencode_video(src, str(tmp_path / "plain.mp4"), keyframe_interval=16, skippable_odd_frames=False)
+    assert probe_video(str(tmp_path / "plain.mp4")).ref_step == 1
+    with pytest.raises(ValueError, match="keyframe interval 15 is odd"):
+        reencode_video(src, str(tmp_path / "odd.mp4"), keyframe_interval=15)
+
+
+def test_prepare_dataset_cli_rejects_an_odd_keyframe_interval(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "tools/prepare_dataset.py"), str(tmp_path), str(tmp_path / "o"),
+                          "--keyframe-interval", "15"], check=False, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--keyframe-interval 15 is odd" in run.stderr

@@ -32,7 +32,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="output/benchmark_data",
                         help="videos in DIR/original, copies re-encoded as prepare_dataset.py does in "
-                             "DIR/prepared_256_k16_fastdecode (both reused when present)")
+                             "DIR/prepared_256_k16_fastdecode_skipodd (both reused when present)")
     parser.add_argument("--generate", type=int, default=8, metavar="N",
                         help="make sure N generated videos (10 s, --size, 30 fps, H.264 GOP 250) exist and "
                              "benchmark those; 0 = benchmark every DIR/original/*.mp4 as it is")
@@ -74,7 +74,7 @@ def main() -> int:
     print("One process, torch.set_num_threads(1), decord num_threads=1. Clips are 32 frames x stride 2 at 224 "
           "(train) or views of 32 frames at 256 (test rows count views). x (2): speed relative to row (2) by wall "
           "time, and by CPU time of the measuring process (all its threads), which other load on the machine "
-          "barely moves. Rows (1)+(1c)+(2)+(5a)+(5b) and (4a)+(4b) take turns clip by clip; (3) runs alone in a "
+          "barely moves. Rows (1)+(1c)+(2)+(5a)+(5b)+(5c) and (4a)+(4b) take turns clip by clip; (3) runs alone in a "
           "spawned process. (1) and (5a) read each video's stream facts from the split's metadata file (written by "
           "check_dataset.py and prepare_dataset.py); (1c) probes every video, as a worker's first visit without it.")
     print("\nTargets (speed ratios from this run; PASS needs both wall-clock and CPU time to meet the target):")
@@ -87,7 +87,9 @@ def main() -> int:
     if "5a" in report.timings:
         print(f"- (info) rs3d train on prepared vs originals, (5a) vs (1): {report.ratio('5a', '1'):.2f} x wall, "
               f"{report.ratio('5a', '1', cpu=True):.2f} x CPU; (5a) vs (5b) raw decord on prepared: "
-              f"{report.ratio('5a', '5b'):.2f} x wall, {report.ratio('5a', '5b', cpu=True):.2f} x CPU")
+              f"{report.ratio('5a', '5b'):.2f} x wall, {report.ratio('5a', '5b', cpu=True):.2f} x CPU; (5c) rs3d "
+              f"reader vs (5b) raw decord, both on prepared: {report.ratio('5c', '5b'):.2f} x wall, "
+              f"{report.ratio('5c', '5b', cpu=True):.2f} x CPU")
     print(f"\nwall time: {time.perf_counter() - started:.0f} s")
     return 0
 

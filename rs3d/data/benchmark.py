@@ -179,15 +179,16 @@ def keyframe_count(path: str | os.PathLike) -> int:
 
 def ensure_videos(data_dir: str | os.PathLike, count: int, seconds: float = 10.0, height: int = 256,
                   width: int = 340, fps: int = 30, short_side: int = 256, keyframe_interval: int = 16,
-                  tune: str | None = "fastdecode",
+                  tune: str | None = "fastdecode", skippable_odd_frames: bool = True,
                   log: Callable[[str], None] = print) -> tuple[list[str], list[str]]:
     """Originals ``data_dir/original/*.mp4`` (``count`` generated ``video_<i>_<W>x<H>.mp4``; 0 = every mp4 there)
-    and their re-encoded copies ``data_dir/prepared_<short side>_k<keyframe interval>_<tune>/*.mp4`` (the
-    defaults of prepare_dataset.py); existing files are reused."""
+    and their re-encoded copies ``data_dir/prepared_<short side>_k<keyframe interval>_<tune>[_skipodd]/*.mp4``
+    (the defaults of prepare_dataset.py); existing files are reused."""
     from rs3d.data.reencode import reencode_video
 
     original_dir = Path(data_dir) / "original"
-    prepared_dir = Path(data_dir) / f"prepared_{short_side}_k{keyframe_interval}_{tune or 'plain'}"
+    prepared_dir = Path(data_dir) / (f"prepared_{short_side}_k{keyframe_interval}_{tune or 'plain'}"
+                                     + ("_skipodd" if skippable_odd_frames else ""))
     if count > 0:
         originals = [original_dir / f"video_{i:03d}_{width}x{height}.mp4" for i in range(count)]
         for i, path in enumerate(originals):
@@ -204,7 +205,8 @@ def ensure_videos(data_dir: str | os.PathLike, count: int, seconds: float = 10.0
         if not dst.is_file() or dst.stat().st_size == 0:
             dst.parent.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
-            reencode_video(str(src), str(dst), short_side=short_side, keyframe_interval=keyframe_interval, tune=tune)
+            reencode_video(str(src), str(dst), short_side=short_side, keyframe_interval=keyframe_interval, tune=tune,
+                           skippable_odd_frames=skippable_odd_frames)
             log(f"re-encoded {dst} ({time.perf_counter() - start:.1f} s)")
     return [str(p) for p in originals], [str(p) for p in prepared]
 
@@ -251,6 +253,18 @@ def raw_decord_clip(path: str, indices: Sequence[int]) -> np.ndarray:
     return reader.get_batch([int(i) for i in indices]).asnumpy()
 
 
+def rs3d_clip(path: str, indices: Sequence[int], info: Any) -> np.ndarray:
+    """rs3d's reader (``open_video``, as the datasets call it, with the stream facts known) on ``indices``, at the
+    stored size: decord, or PyAV skipping non-reference frames on a prepared copy."""
+    from rs3d.data.decoders import open_video
+
+    reader = open_video(path, "decord", None, info)
+    try:
+        return reader.get_frames(indices)
+    finally:
+        reader.close()
+
+
 def _clear_probe_cache(dataset: Any) -> None:
     """Forget the worker's cached stream facts, as a worker visiting each video once per epoch has none."""
     cache = getattr(dataset, "_info_cache", None)
@@ -265,11 +279,12 @@ def _records(paths: Sequence[str]) -> list[VideoRecord]:
 
 def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int, seed: int = 0, warmup: int = 3,
                   setting: BenchSetting = BenchSetting()) -> list[Timing]:
-    """Rows (1), (1c), (2), (5a), (5b): rs3d train ``__getitem__`` and raw decord on the same indices, on the original
-    and prepared videos, taking turns clip by clip; ``prepared`` may be empty. Rows (1) and (5a) know each video's
-    stream facts, as the loaders do from the metadata file that check_dataset.py and prepare_dataset.py write;
-    row (1c) probes every video, as a worker's first visit does without that file. The datasets decode with decord
-    only, so a failure raises instead of silently falling back to PyAV."""
+    """Rows (1), (1c), (2), (5a), (5b), (5c): rs3d train ``__getitem__`` and raw decord on the same indices, on the
+    original and prepared videos, taking turns clip by clip, plus rs3d's reader alone on the prepared copy's indices
+    (5c); ``prepared`` may be empty. Rows (1) and (5a) know each video's stream facts, as the loaders do from the
+    metadata file that check_dataset.py and prepare_dataset.py write; row (1c) probes every video, as a worker's
+    first visit does without that file. The datasets list only the decord backend, so a failure raises instead of
+    silently falling back (open_video still reads prepared copies, whose odd frames are skippable, with PyAV)."""
     from rs3d.data.decoders import probe_video
 
     sets = [("original", list(originals))] + ([("prepared", list(prepared))] if prepared else [])
@@ -277,7 +292,7 @@ def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int,
     epochs = math.ceil((warmup + clips) / len(originals))
     items = [(epoch, int(i)) for epoch in range(epochs)  # what EpochSampler hands a worker, epoch by epoch
              for i in torch.randperm(len(originals), generator=generator)][:warmup + clips]
-    streams = []  # (dataset, probe cold?, rs3d timing, raw decord timing or None)
+    streams = []  # (dataset, probe cold?, rs3d timing, raw decord timing or None, rs3d reader timing or None)
     for label, paths in sets:
         key = "1" if label == "original" else "5a"
         for cold in (False, True) if label == "original" else (False,):
@@ -289,10 +304,12 @@ def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int,
             rs3d = Timing(key + ("c" if cold else ""), name, label)
             raw = None if cold else Timing("2" if label == "original" else "5b",
                                            "raw decord: open + get_batch, same indices", label)
-            streams.append((dataset, cold, rs3d, raw))
+            reader = Timing("5c", "rs3d reader: open_video + get_frames, same indices", label) \
+                if label == "prepared" else None
+            streams.append((dataset, cold, rs3d, raw, reader))
     with single_thread():
         for step, item in enumerate(items):
-            for dataset, cold, rs3d, raw in streams:
+            for dataset, cold, rs3d, raw, reader in streams:
                 if cold:
                     _clear_probe_cache(dataset)
                 dataset.last_decode = None
@@ -312,7 +329,15 @@ def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int,
                 assert len(frames) == len(indices)
                 if step >= warmup:
                     raw.add(elapsed_raw)
-    return [t for *_, rs3d, raw in streams for t in (rs3d, raw) if t is not None]
+                if reader is None:
+                    continue
+                watch = Stopwatch()
+                frames = rs3d_clip(path, indices, dataset.info(path))
+                elapsed_reader = watch.elapsed()
+                assert len(frames) == len(indices)
+                if step >= warmup:
+                    reader.add(elapsed_reader)
+    return [t for *_, rs3d, raw, reader in streams for t in (rs3d, raw, reader) if t is not None]
 
 
 def _crop_view(frames: torch.Tensor, crop: int, position: float) -> torch.Tensor:
@@ -469,7 +494,7 @@ def measure_pytorchvideo(paths: Sequence[str], clips: int, seed: int = 0, warmup
 # ------------------------------------------------------------------------------------------------------ report
 
 
-ROW_ORDER = ("1", "1c", "2", "3", "4a", "4b", "5a", "5b")
+ROW_ORDER = ("1", "1c", "2", "3", "4a", "4b", "5a", "5b", "5c")
 
 
 @dataclass
@@ -513,7 +538,7 @@ class Report:
         targets = [("(1) rs3d train vs (2) raw decord, same indices", "1", "2", 0.8),
                    ("(1) rs3d train vs (3) pytorchvideo", "1", "3", 2.0),
                    ("(4a) rs3d test vs (4b) per-view decoding", "4a", "4b", 5.0),
-                   ("(5b) raw decord on prepared vs (2) on originals", "5b", "2", 3.0)]
+                   ("(5c) rs3d reader on prepared vs (2) raw decord on originals", "5c", "2", 3.0)]
         out = []
         for text, a, b, target in targets:
             if a in self.timings and b in self.timings:

@@ -63,6 +63,7 @@ class VideoCheck:
     width: int = 0
     codec: str = ""
     rotation: int = 0
+    ref_step: int = 1  # 2: odd frames are skippable non-reference frames (see VideoInfo)
     seconds: float = 0.0
 
     @property
@@ -249,7 +250,7 @@ def _check(check: VideoCheck, path: str, min_frames: int, decode: bool) -> Video
         return check.fail("undecodable", f"PyAV: {exc.reason}; decord: {decord}")
     readable = min(declared, packets) if declared else packets
     check.num_frames, check.fps, check.codec, check.rotation = readable, info.fps, info.codec, info.rotation
-    check.height, check.width = info.height, info.width
+    check.height, check.width, check.ref_step = info.height, info.width, info.ref_step
     check.seconds = round(readable / info.fps, 3) if info.fps else 0.0
     if declared and packets < (declared if exact else 0.95 * declared - 1):
         check.fail("truncated", f"stream ends after {packets} of {declared} declared frames")

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from rs3d.data.annotations import VideoRecord
 from rs3d.data.decoders import VideoDecodeError, VideoInfo, open_video, probe_video
 from rs3d.data.samplers import sample_seed
-from rs3d.data.sampling import ClipSpec, clip_indices, merge_indices, random_start, uniform_starts
+from rs3d.data.sampling import ClipSpec, clip_indices, merge_indices, random_start, start_step, uniform_starts
 from rs3d.data.transforms import TestClipTransform, TrainClipTransform, decode_scale, frames_to_tensor, scaled_size
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,8 @@ class TrainClipDataset(_VideoSource):
         size = scaled_size(info.height, info.width, decode_scale(boxes, self.transform.crop_size))
 
         def choose(num_frames: int, fps: float) -> list[np.ndarray]:
-            starts = [random_start(self.spec, num_frames, fps) for _ in boxes]
+            step = start_step(self.spec, fps, info.ref_step)
+            starts = [random_start(self.spec, num_frames, fps, step=step) for _ in boxes]
             return [clip_indices(self.spec, s, num_frames, fps) for s in starts]
 
         frames, positions = self.decode(path, size, choose)
@@ -154,7 +155,8 @@ class TestClipDataset(_VideoSource):
         size = self.transform.decode_size(info.height, info.width)
 
         def choose(num_frames: int, fps: float) -> list[np.ndarray]:
-            starts = uniform_starts(self.spec, num_frames, fps, self.num_clips)
+            step = start_step(self.spec, fps, info.ref_step)
+            starts = uniform_starts(self.spec, num_frames, fps, self.num_clips, step)
             return [clip_indices(self.spec, s, num_frames, fps) for s in starts]
 
         frames, positions = self.decode(path, size, choose)

@@ -9,12 +9,18 @@ are decoded with PyAV, which returns stored frames that are rotated here explici
 raise :class:`VideoDecodeError` for every kind of failure (missing, empty, non-video, damaged,
 truncated), so callers handle one exception type.
 
+Videos written by ``tools/prepare_dataset.py`` put a non-reference B-frame at every odd position
+(x264 ``bframes=1``, no pyramid, fixed pattern), which :func:`probe_video` reads from x264's settings
+as ``ref_step=2``. A clip on even frames only (stride 2, 4, ...) then decodes half the frames: PyAV
+tells FFmpeg to skip non-reference frames, which decord cannot, so such videos are read with PyAV.
+
 ``import decord`` is satisfied by either ``decord`` or its maintained fork ``decord2``.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -43,6 +49,8 @@ class VideoInfo:
     width: int
     rotation: int = 0
     codec: str = ""
+    # Frames at multiples of ref_step decode without the frames between them (non-reference); 1: no such layout.
+    ref_step: int = 1
 
 
 class VideoReader(Protocol):
@@ -76,7 +84,9 @@ def probe_video(path: str) -> VideoInfo:
             height, width = stream.codec_context.height, stream.codec_context.width
             if rotation in (90, 270):
                 height, width = width, height
-            return VideoInfo(num_frames, fps, height, width, rotation, stream.codec_context.name)
+            codec = stream.codec_context.name
+            ref_step = _reference_step(_x264_options(stream, container)) if codec == "h264" else 1
+            return VideoInfo(num_frames, fps, height, width, rotation, codec, ref_step)
     except VideoDecodeError:
         raise
     except Exception as exc:  # PyAV raises many error classes (InvalidDataError, OSError, ...)
@@ -88,9 +98,10 @@ def open_video(path: str, backend: str = "decord", size: tuple[int, int] | None 
     """Open ``path`` with ``backend``; ``size`` = (H, W) as displayed resizes every frame at decode time.
 
     ``info`` (from :func:`probe_video`, if the caller has it) saves a probe. A rotated video always
-    goes to PyAV, which applies the rotation; decord's handling of rotation depends on its build.
+    goes to PyAV, which applies the rotation (decord's handling of rotation depends on its build), and
+    so does a video with skippable odd frames (``ref_step`` 2), which only PyAV can leave undecoded.
     """
-    if backend == "decord" and (info is None or info.rotation == 0):
+    if backend == "decord" and (info is None or (info.rotation == 0 and info.ref_step == 1)):
         return DecordReader(path, size, info)
     if backend in BACKENDS:
         return PyAVReader(path, size, info)
@@ -137,30 +148,49 @@ class DecordReader:
 
 
 class PyAVReader:
-    """PyAV reader: seeks to the keyframe before the first index and decodes forward."""
+    """PyAV reader: seeks to the keyframe before the first index and decodes forward, on one thread.
+
+    When every wanted index is a multiple of the video's ``ref_step``, FFmpeg skips the non-reference
+    frames between them (``skip_frame=NONREF``); should a wanted frame be missing, it decodes again in full.
+    """
 
     def __init__(self, path: str, size: tuple[int, int] | None = None, info: VideoInfo | None = None):
         import av
+        from av.video.reformatter import VideoReformatter
 
         info = info or probe_video(path)
         self.path, self.rotation = path, info.rotation
         self._stored = _stored_size(size, self.rotation)
         h, w = size if size else (info.height, info.width)
-        self.info = VideoInfo(info.num_frames, info.fps, h, w, self.rotation, info.codec)
+        self.info = replace(info, height=h, width=w)
+        self.frames_decoded = 0  # by the last get_frames call, skipped frames not counted
         try:
             self._container = av.open(path)
         except Exception as exc:
             raise VideoDecodeError(path, f"PyAV cannot open: {exc}") from None
         self._stream = self._container.streams.video[0]
+        self._stream.thread_type, self._stream.thread_count = "SLICE", 1  # the DataLoader workers give parallelism
+        # One converter for every frame: Frame.to_ndarray(format=...) builds an swscale context per call (~0.5 ms).
+        self._reformatter = VideoReformatter()
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         wanted = sorted(set(int(i) for i in indices))
         if not wanted:
             raise ValueError("no frame indices given")
+        step = self.info.ref_step
+        decoded = self._decode(wanted, skip_nonref=step > 1 and all(i % step == 0 for i in wanted))
+        if len(decoded) < len(wanted):  # only when skipping: the layout was not what x264's settings said
+            decoded = self._decode(wanted, skip_nonref=False)
+        return _rotate(np.stack([decoded[int(i)] for i in indices]), self.rotation)
+
+    def _decode(self, wanted: list[int], skip_nonref: bool) -> dict[int, np.ndarray]:
+        """Frames at the sorted indices ``wanted``; VideoDecodeError when the stream ends or breaks first."""
+        self._stream.codec_context.skip_frame = "NONREF" if skip_nonref else "DEFAULT"
         decoded: dict[int, np.ndarray] = {}
-        last = -1
+        last, self.frames_decoded = -1, 0
         try:
             for frame in self._decode_from(wanted[0]):
+                self.frames_decoded += 1
                 index = self._frame_index(frame)
                 last = max(last, index)
                 if index in wanted and index not in decoded:
@@ -170,10 +200,10 @@ class PyAVReader:
         except Exception as exc:  # a damaged packet mid-stream
             raise VideoDecodeError(self.path, f"PyAV cannot decode: {_first_line(exc)}", last + 1 or None) from None
         missing = [i for i in wanted if i not in decoded]
-        if missing:
+        if missing and not (skip_nonref and last >= wanted[-1]):
             raise VideoDecodeError(self.path, f"stream ended at frame {last + 1}, wanted {missing[0]}",
                                    decodable_frames=last + 1 if last >= 0 else None)
-        return _rotate(np.stack([decoded[int(i)] for i in indices]), self.rotation)
+        return decoded
 
     def _decode_from(self, index: int):
         stream = self._stream
@@ -189,9 +219,8 @@ class PyAVReader:
         return int(round(float((frame.pts - start) * self._stream.time_base) * self.info.fps))
 
     def _to_array(self, frame) -> np.ndarray:
-        if self._stored:
-            return frame.to_ndarray(format="rgb24", height=self._stored[0], width=self._stored[1])
-        return frame.to_ndarray(format="rgb24")
+        height, width = self._stored if self._stored else (None, None)
+        return self._reformatter.reformat(frame, format="rgb24", width=width, height=height).to_ndarray()
 
     def close(self) -> None:
         self._container.close()
@@ -202,6 +231,31 @@ def _check_file(path: str) -> None:
         raise VideoDecodeError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)")
+
+
+def _x264_options(stream, container) -> dict[str, str]:
+    """x264's settings, which it writes into the stream as an SEI text ("... options: cabac=1 ref=3 ..."):
+    looked for in the codec extradata and the first packet; empty when the encoder was not x264."""
+    blobs = [bytes(stream.codec_context.extradata or b"")]
+    container.seek(stream.start_time or 0, stream=stream, backward=True)
+    for packet in container.demux(stream):
+        blobs.append(bytes(packet))
+        if packet.size:
+            break
+    match = re.search(rb"x264 - core .*? options: ([ -~]*)", b"".join(blobs))
+    if not match:
+        return {}
+    return dict(item.split("=", 1) for item in match.group(1).decode("ascii").split() if "=" in item)
+
+
+def _reference_step(options: dict[str, str]) -> int:
+    """2 when x264's settings place a non-reference B-frame at every odd position, as prepare_dataset.py writes:
+    one B-frame at a time (fixed, no pyramid), closed GOPs of even length, no scene-cut keyframes; else 1."""
+    fixed = {"bframes": "1", "b_pyramid": "0", "b_adapt": "0", "open_gop": "0", "scenecut": "0", "interlaced": "0"}
+    keyint = options.get("keyint", "")
+    if all(options.get(key) == value for key, value in fixed.items()) and keyint.isdigit() and int(keyint) % 2 == 0:
+        return 2
+    return 1
 
 
 def _frames_from_duration(stream, fps: float) -> int:

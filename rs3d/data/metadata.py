@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from rs3d.data.decoders import VideoInfo
 
-FIELDS = ("num_frames", "fps", "height", "width", "rotation", "codec")
+FIELDS = ("num_frames", "fps", "height", "width", "rotation", "codec", "ref_step")
 
 
 def metadata_path(data_dir: str, split: str) -> str:
@@ -50,5 +50,5 @@ def load_metadata(path: str, paths: Iterable[str]) -> dict[str, VideoInfo]:
         except OSError:
             continue
         if stat.st_size == entry["size"] and abs(stat.st_mtime - entry["mtime"]) < 1e-3:
-            infos[video] = VideoInfo(*(entry[f] for f in FIELDS))
+            infos[video] = VideoInfo(**{f: entry[f] for f in FIELDS if f in entry})  # older files lack ref_step
     return infos

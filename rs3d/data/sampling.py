@@ -46,18 +46,30 @@ def clip_indices(spec: ClipSpec, start: float, video_frames: int, video_fps: flo
     return np.minimum(raw, video_frames - 1)
 
 
-def random_start(spec: ClipSpec, video_frames: int, video_fps: float, generator: torch.Generator | None = None) -> int:
-    """A uniformly random start such that the clip fits when the video is long enough (else 0)."""
+def start_step(spec: ClipSpec, video_fps: float, ref_step: int) -> int:
+    """``ref_step`` (see :class:`~rs3d.data.decoders.VideoInfo`) when the clip stride is a multiple of it: a clip
+    started on a multiple of it then needs no non-reference frame, and decodes about half the frames; else 1."""
+    stride = spec.stride(video_fps)
+    if ref_step > 1 and stride == int(stride) and int(stride) % ref_step == 0:
+        return ref_step
+    return 1
+
+
+def random_start(spec: ClipSpec, video_frames: int, video_fps: float, generator: torch.Generator | None = None,
+                 step: int = 1) -> int:
+    """A uniformly random start on a multiple of ``step`` such that the clip fits when the video is long enough
+    (else 0)."""
     room = max(video_frames - math.ceil(spec.span(video_fps)), 0)
-    return int(torch.randint(room + 1, (1,), generator=generator))
+    return step * int(torch.randint(room // step + 1, (1,), generator=generator))
 
 
-def uniform_starts(spec: ClipSpec, video_frames: int, video_fps: float, num_views: int) -> list[float]:
-    """``num_views`` starts spread evenly from the first to the last possible position (one view: centred)."""
+def uniform_starts(spec: ClipSpec, video_frames: int, video_fps: float, num_views: int,
+                   step: int = 1) -> list[float]:
+    """``num_views`` starts spread evenly from the first to the last possible position (one view: centred),
+    rounded down to a multiple of ``step`` when it is above 1."""
     room = max(video_frames - spec.span(video_fps), 0.0)
-    if num_views == 1:
-        return [room / 2]
-    return [room * i / (num_views - 1) for i in range(num_views)]
+    starts = [room / 2] if num_views == 1 else [room * i / (num_views - 1) for i in range(num_views)]
+    return starts if step == 1 else [float(step * math.floor(s / step)) for s in starts]
 
 
 def merge_indices(index_lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
