@@ -1,6 +1,5 @@
 """Decoders: decord/PyAV parity, decode-time resize, rotation, skippable frames, and every kind of bad file."""
-import dataclasses
-
+import av
 import numpy as np
 import pytest
 
@@ -124,18 +123,21 @@ def test_prepared_videos_decode_even_frames_without_the_odd_ones(video_dir, tmp_
     assert reader.frames_decoded == 17 + 2  # from the keyframe at 16: 16, 18, ..., 48 and P-frames 31, 47 (GOP ends)
     odd = [19, 21, 40]
     np.testing.assert_array_equal(reader.get_frames(odd), reference.get_frames(odd))
-    assert reader.frames_decoded == 41 - 16  # every frame from the keyframe
+    assert reader.frames_decoded == 13 + 1 + 2  # the even frames 16-40, the P-frame 31 and the two wanted B-frames
 
 
-def test_wrong_reference_layout_falls_back_to_a_full_decode(tmp_path):
-    # An odd GOP flips the parity after the first keyframe: frame 16 is a B-frame nothing refers to.
-    path = write_h264(str(tmp_path / "odd_gop.mp4"), moving_frames(60), x264_params=f"keyint=15:{SKIPPABLE_ODD}")
-    info = probe_video(path)
-    assert info.ref_step == 1
-    wrong = PyAVReader(path, info=dataclasses.replace(info, ref_step=2))
-    even = list(range(16, 40, 2))
-    np.testing.assert_array_equal(wrong.get_frames(even), open_video(path, "decord").get_frames(even))
-    assert wrong.frames_decoded == 38 - 15 + 1  # decoded again in full from the keyframe at 15
+def test_pyav_leaves_unwanted_non_reference_frames_undecoded_on_any_layout(video_dir, tmp_path):
+    # x264's defaults (adaptive B-frames with a pyramid), and an odd GOP that flips which parity the B-frames have.
+    odd_gop = write_h264(str(tmp_path / "odd_gop.mp4"), moving_frames(60), x264_params=f"keyint=15:{SKIPPABLE_ODD}")
+    for path in (video_dir["good"], odd_gop):
+        with av.open(path) as container:  # packets in display order: (pts, keyframe?)
+            packets = sorted((p.pts, p.is_keyframe) for p in container.demux(video=0) if p.size)
+        keyframes = [index for index, (_, key) in enumerate(packets) if key]
+        reader, reference = PyAVReader(path), open_video(path, "decord")
+        for indices in (list(range(20, 50, 2)), list(range(21, 50, 2)), [41, 5, 40]):
+            np.testing.assert_array_equal(reader.get_frames(indices), reference.get_frames(indices))
+            start = max(k for k in keyframes if k <= min(indices))
+            assert len(set(indices)) <= reader.frames_decoded < max(indices) + 1 - start, (path, indices)
 
 
 def test_reference_step_needs_x264s_fixed_single_b_frame_layout(tmp_path):

@@ -74,9 +74,9 @@ def main() -> int:
     print("One process, torch.set_num_threads(1), decord num_threads=1. Clips are 32 frames x stride 2 at 224 "
           "(train) or views of 32 frames at 256 (test rows count views). x (2): speed relative to row (2) by wall "
           "time, and by CPU time of the measuring process (all its threads), which other load on the machine "
-          "barely moves. Rows (1)+(1c)+(2)+(5a)+(5b)+(5c) and (4a)+(4b) take turns clip by clip; (3) runs alone in a "
-          "spawned process. (1) and (5a) read each video's stream facts from the split's metadata file (written by "
-          "check_dataset.py and prepare_dataset.py); (1c) probes every video, as a worker's first visit without it.")
+          "barely moves. Rows (1)+(1c)+(2)+(2p)+(5a)+(5b)+(5c) and (4a)+(4b) take turns clip by clip; (3) runs alone "
+          "in a spawned process. (1) and (5a) read each video's stream facts from the split's metadata file (written "
+          "by check_dataset.py and prepare_dataset.py); (1c) probes every video, as a worker's first visit without it.")
     print("\nTargets (speed ratios from this run; PASS needs both wall-clock and CPU time to meet the target):")
     for text, wall, cpu, target, verdict in report.checks():
         print(f"- {text}: {wall:.2f} x wall, {cpu:.2f} x CPU (target >= {target:g} x) {verdict}")
@@ -84,6 +84,9 @@ def main() -> int:
         print(f"- (info) (1c) rs3d train probing each video vs (2): {report.ratio('1c', '2'):.2f} x wall, "
               f"{report.ratio('1c', '2', cpu=True):.2f} x CPU; vs (3): {report.ratio('1c', '3'):.2f} x wall, "
               f"{report.ratio('1c', '3', cpu=True):.2f} x CPU")
+    if "2p" in report.timings:
+        print(f"- (info) (2p) rs3d PyAV reader vs (2) raw decord, both on originals: {report.ratio('2p', '2'):.2f} x "
+              f"wall, {report.ratio('2p', '2', cpu=True):.2f} x CPU")
     if "5a" in report.timings:
         print(f"- (info) rs3d train on prepared vs originals, (5a) vs (1): {report.ratio('5a', '1'):.2f} x wall, "
               f"{report.ratio('5a', '1', cpu=True):.2f} x CPU; (5a) vs (5b) raw decord on prepared: "

@@ -20,6 +20,7 @@ sample, as a worker without that file sees each video on its first visit. The te
 """
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing as mp
 import os
@@ -253,12 +254,12 @@ def raw_decord_clip(path: str, indices: Sequence[int]) -> np.ndarray:
     return reader.get_batch([int(i) for i in indices]).asnumpy()
 
 
-def rs3d_clip(path: str, indices: Sequence[int], info: Any) -> np.ndarray:
+def rs3d_clip(path: str, indices: Sequence[int], info: Any, backend: str = "decord") -> np.ndarray:
     """rs3d's reader (``open_video``, as the datasets call it, with the stream facts known) on ``indices``, at the
-    stored size: decord, or PyAV skipping non-reference frames on a prepared copy."""
+    stored size: decord (which hands prepared copies to PyAV) or PyAV."""
     from rs3d.data.decoders import open_video
 
-    reader = open_video(path, "decord", None, info)
+    reader = open_video(path, backend, None, info)
     try:
         return reader.get_frames(indices)
     finally:
@@ -279,12 +280,13 @@ def _records(paths: Sequence[str]) -> list[VideoRecord]:
 
 def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int, seed: int = 0, warmup: int = 3,
                   setting: BenchSetting = BenchSetting()) -> list[Timing]:
-    """Rows (1), (1c), (2), (5a), (5b), (5c): rs3d train ``__getitem__`` and raw decord on the same indices, on the
-    original and prepared videos, taking turns clip by clip, plus rs3d's reader alone on the prepared copy's indices
-    (5c); ``prepared`` may be empty. Rows (1) and (5a) know each video's stream facts, as the loaders do from the
-    metadata file that check_dataset.py and prepare_dataset.py write; row (1c) probes every video, as a worker's
-    first visit does without that file. The datasets list only the decord backend, so a failure raises instead of
-    silently falling back (open_video still reads prepared copies, whose odd frames are skippable, with PyAV)."""
+    """Rows (1), (1c), (2), (2p), (5a), (5b), (5c): rs3d train ``__getitem__``, then readers alone on the frame indices
+    it just decoded (raw decord; rs3d's PyAV reader on originals, rs3d's reader on prepared copies), on the original
+    and prepared videos, taking turns clip by clip; ``prepared`` may be empty. Rows (1) and (5a) know each video's
+    stream facts, as the loaders do from the metadata file that check_dataset.py and prepare_dataset.py write; row
+    (1c) probes every video, as a worker's first visit does without that file. The datasets list only the decord
+    backend, so a failure raises instead of silently falling back (open_video still reads prepared copies, whose odd
+    frames are skippable, with PyAV)."""
     from rs3d.data.decoders import probe_video
 
     sets = [("original", list(originals))] + ([("prepared", list(prepared))] if prepared else [])
@@ -292,7 +294,13 @@ def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int,
     epochs = math.ceil((warmup + clips) / len(originals))
     items = [(epoch, int(i)) for epoch in range(epochs)  # what EpochSampler hands a worker, epoch by epoch
              for i in torch.randperm(len(originals), generator=generator)][:warmup + clips]
-    streams = []  # (dataset, probe cold?, rs3d timing, raw decord timing or None, rs3d reader timing or None)
+    raw_name = "raw decord: open + get_batch, same indices"
+    readers = {"original": [("2", raw_name, lambda path, indices, info: raw_decord_clip(path, indices)),
+                            ("2p", "rs3d PyAV reader: open_video(pyav) + get_frames, same indices",
+                             functools.partial(rs3d_clip, backend="pyav"))],
+               "prepared": [("5b", raw_name, lambda path, indices, info: raw_decord_clip(path, indices)),
+                            ("5c", "rs3d reader: open_video + get_frames, same indices", rs3d_clip)]}
+    streams = []  # (dataset, probe cold?, rs3d timing, [(reader timing, read(path, indices, info))])
     for label, paths in sets:
         key = "1" if label == "original" else "5a"
         for cold in (False, True) if label == "original" else (False,):
@@ -301,15 +309,11 @@ def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int,
             if not cold:
                 dataset.preload_info({p: probe_video(p) for p in paths})
             name = "rs3d train: TrainClipDataset.__getitem__" + (", probing each video" if cold else "")
-            rs3d = Timing(key + ("c" if cold else ""), name, label)
-            raw = None if cold else Timing("2" if label == "original" else "5b",
-                                           "raw decord: open + get_batch, same indices", label)
-            reader = Timing("5c", "rs3d reader: open_video + get_frames, same indices", label) \
-                if label == "prepared" else None
-            streams.append((dataset, cold, rs3d, raw, reader))
+            same_indices = [] if cold else [(Timing(k, text, label), read) for k, text, read in readers[label]]
+            streams.append((dataset, cold, Timing(key + ("c" if cold else ""), name, label), same_indices))
     with single_thread():
         for step, item in enumerate(items):
-            for dataset, cold, rs3d, raw, reader in streams:
+            for dataset, cold, rs3d, same_indices in streams:
                 if cold:
                     _clear_probe_cache(dataset)
                 dataset.last_decode = None
@@ -320,24 +324,15 @@ def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int,
                     raise RuntimeError(f"{dataset.records[item[1]].path} did not decode: {sample['failures']}")
                 if step >= warmup:
                     rs3d.add(elapsed)
-                if raw is None:
-                    continue
                 path, indices = dataset.last_decode
-                watch = Stopwatch()
-                frames = raw_decord_clip(path, indices)
-                elapsed_raw = watch.elapsed()
-                assert len(frames) == len(indices)
-                if step >= warmup:
-                    raw.add(elapsed_raw)
-                if reader is None:
-                    continue
-                watch = Stopwatch()
-                frames = rs3d_clip(path, indices, dataset.info(path))
-                elapsed_reader = watch.elapsed()
-                assert len(frames) == len(indices)
-                if step >= warmup:
-                    reader.add(elapsed_reader)
-    return [t for *_, rs3d, raw, reader in streams for t in (rs3d, raw, reader) if t is not None]
+                for timing, read in same_indices:
+                    watch = Stopwatch()
+                    frames = read(path, indices, dataset.info(path))
+                    elapsed = watch.elapsed()
+                    assert len(frames) == len(indices)
+                    if step >= warmup:
+                        timing.add(elapsed)
+    return [t for _, _, rs3d, same_indices in streams for t in [rs3d] + [timing for timing, _ in same_indices]]
 
 
 def _crop_view(frames: torch.Tensor, crop: int, position: float) -> torch.Tensor:
@@ -494,7 +489,7 @@ def measure_pytorchvideo(paths: Sequence[str], clips: int, seed: int = 0, warmup
 # ------------------------------------------------------------------------------------------------------ report
 
 
-ROW_ORDER = ("1", "1c", "2", "3", "4a", "4b", "5a", "5b", "5c")
+ROW_ORDER = ("1", "1c", "2", "2p", "3", "4a", "4b", "5a", "5b", "5c")
 
 
 @dataclass

@@ -9,10 +9,10 @@ are decoded with PyAV, which returns stored frames that are rotated here explici
 raise :class:`VideoDecodeError` for every kind of failure (missing, empty, non-video, damaged,
 truncated), so callers handle one exception type.
 
-Videos written by ``tools/prepare_dataset.py`` put a non-reference B-frame at every odd position
-(x264 ``bframes=1``, no pyramid, fixed pattern), which :func:`probe_video` reads from x264's settings
-as ``ref_step=2``. A clip on even frames only (stride 2, 4, ...) then decodes half the frames: PyAV
-tells FFmpeg to skip non-reference frames, which decord cannot, so such videos are read with PyAV.
+PyAV lets FFmpeg skip unwanted frames that no other frame refers to, which decord cannot. Videos
+written by ``tools/prepare_dataset.py`` put such a frame (a B-frame) at every odd position, which
+:func:`probe_video` reads from x264's settings as ``ref_step=2``; a clip on even frames only (stride
+2, 4, ...) then decodes half the frames, so those videos are read with PyAV.
 
 ``import decord`` is satisfied by either ``decord`` or its maintained fork ``decord2``.
 """
@@ -150,8 +150,9 @@ class DecordReader:
 class PyAVReader:
     """PyAV reader: seeks to the keyframe before the first index and decodes forward, on one thread.
 
-    When every wanted index is a multiple of the video's ``ref_step``, FFmpeg skips the non-reference
-    frames between them (``skip_frame=NONREF``); should a wanted frame be missing, it decodes again in full.
+    Packet by packet, a frame that is not wanted may be left undecoded when nothing refers to it
+    (``skip_frame=NONREF``): exact on any stream, it halves the frames decoded between a keyframe and a
+    clip on x264's default layout, and skips every odd frame of a prepared video (see ``ref_step``).
     """
 
     def __init__(self, path: str, size: tuple[int, int] | None = None, info: VideoInfo | None = None):
@@ -169,54 +170,51 @@ class PyAVReader:
         except Exception as exc:
             raise VideoDecodeError(path, f"PyAV cannot open: {exc}") from None
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type, self._stream.thread_count = "SLICE", 1  # the DataLoader workers give parallelism
+        self._stream.thread_count = 1  # the DataLoader workers give the parallelism
         # One converter for every frame: Frame.to_ndarray(format=...) builds an swscale context per call (~0.5 ms).
         self._reformatter = VideoReformatter()
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        wanted = sorted(set(int(i) for i in indices))
+        wanted = set(int(i) for i in indices)
         if not wanted:
             raise ValueError("no frame indices given")
-        step = self.info.ref_step
-        decoded = self._decode(wanted, skip_nonref=step > 1 and all(i % step == 0 for i in wanted))
-        if len(decoded) < len(wanted):  # only when skipping: the layout was not what x264's settings said
-            decoded = self._decode(wanted, skip_nonref=False)
-        return _rotate(np.stack([decoded[int(i)] for i in indices]), self.rotation)
-
-    def _decode(self, wanted: list[int], skip_nonref: bool) -> dict[int, np.ndarray]:
-        """Frames at the sorted indices ``wanted``; VideoDecodeError when the stream ends or breaks first."""
-        self._stream.codec_context.skip_frame = "NONREF" if skip_nonref else "DEFAULT"
+        first, final = min(wanted), max(wanted)
+        context = self._stream.codec_context
         decoded: dict[int, np.ndarray] = {}
         last, self.frames_decoded = -1, 0
         try:
-            for frame in self._decode_from(wanted[0]):
-                self.frames_decoded += 1
-                index = self._frame_index(frame)
-                last = max(last, index)
-                if index in wanted and index not in decoded:
-                    decoded[index] = self._to_array(frame)
-                if index >= wanted[-1]:
+            for packet in self._demux_from(first):
+                position = None if packet.pts is None else self._position(packet.pts)
+                context.skip_frame = "DEFAULT" if position is None or position in wanted else "NONREF"
+                for frame in context.decode(packet):
+                    self.frames_decoded += 1
+                    index = self._position(frame.pts)
+                    last = max(last, index)
+                    if index in wanted and index not in decoded:
+                        decoded[index] = self._to_array(frame)
+                if last >= final:  # frames leave the decoder in display order
                     break
         except Exception as exc:  # a damaged packet mid-stream
             raise VideoDecodeError(self.path, f"PyAV cannot decode: {_first_line(exc)}", last + 1 or None) from None
-        missing = [i for i in wanted if i not in decoded]
-        if missing and not (skip_nonref and last >= wanted[-1]):
+        missing = sorted(wanted - decoded.keys())
+        if missing:
             raise VideoDecodeError(self.path, f"stream ended at frame {last + 1}, wanted {missing[0]}",
                                    decodable_frames=last + 1 if last >= 0 else None)
-        return decoded
+        return _rotate(np.stack([decoded[int(i)] for i in indices]), self.rotation)
 
-    def _decode_from(self, index: int):
+    def _demux_from(self, index: int):
+        """Packets from the keyframe at or before frame ``index``."""
         stream = self._stream
+        target = stream.start_time or 0
         if index > 0 and self.info.fps > 0:
-            target = int(index / self.info.fps / stream.time_base) + (stream.start_time or 0)
-            self._container.seek(target, stream=stream, backward=True, any_frame=False)
-        else:
-            self._container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
-        return self._container.decode(stream)
+            target += int(index / self.info.fps / stream.time_base)
+        self._container.seek(target, stream=stream, backward=True, any_frame=False)
+        return self._container.demux(stream)
 
-    def _frame_index(self, frame) -> int:
+    def _position(self, pts: int) -> int:
+        """Frame index of a presentation timestamp (constant frame rate from the stream start)."""
         start = self._stream.start_time or 0
-        return int(round(float((frame.pts - start) * self._stream.time_base) * self.info.fps))
+        return int(round(float((pts - start) * self._stream.time_base) * self.info.fps))
 
     def _to_array(self, frame) -> np.ndarray:
         height, width = self._stored if self._stored else (None, None)
