@@ -87,7 +87,8 @@ _C.DATA.CLASS_NAMES_FILE = ""
 _C.DATA.MISSING_FILES = "error"
 # Generate the embedded toy motion dataset into PATH_TO_DATA_DIR if it is not there yet.
 _C.DATA.TOY_DATASET = False
-# Decoder: "decord" (default, fast random access) or "pyav".
+# Decoder: "decord" (default) or "pyav", which leaves unwanted non-reference frames undecoded (1.3x faster random
+# 32x2 clips than decord on x264's default layout, tools/benchmark_data.py). Prepared videos always go to PyAV.
 _C.DATA.DECODING_BACKEND = "decord"
 # Second decoder tried when the first fails on a video ("" = none); PyAV reads some files decord refuses.
 _C.DATA.FALLBACK_BACKEND = "pyav"
