@@ -4,7 +4,7 @@ import math
 import pytest
 
 from rs3d.data.benchmark import (ROW_ORDER, BenchSetting, Report, ensure_videos, keyframe_count,
-                                 measure_pytorchvideo, measure_test, measure_train, render_video)
+                                 PytorchvideoPeer, measure_test, measure_train, render_video)
 
 TINY = BenchSetting(num_frames=8, sampling_rate=2, train_crop=32, test_crop=32, test_clips=2, test_crops=3)
 
@@ -27,8 +27,12 @@ def test_generated_videos_are_moving_h264(videos):
 def test_every_measurement_fills_the_table(videos):
     originals, prepared = videos
     report = Report()
-    report.add(*measure_train(originals, prepared, clips=3, warmup=1, setting=TINY))
-    report.add(measure_pytorchvideo(originals, clips=3, warmup=1, setting=TINY))
+    pytorchvideo = PytorchvideoPeer(originals, setting=TINY)
+    try:
+        report.add(*measure_train(originals, prepared, clips=3, warmup=1, setting=TINY, pytorchvideo=pytorchvideo))
+    finally:
+        pytorchvideo.close()
+    assert report.timings["3"].clips == 3
     report.add(*measure_test(originals, videos=1, setting=TINY))
     assert set(report.timings) == set(ROW_ORDER)
     rows = report.rows()

@@ -4,8 +4,8 @@ decoding, on Kinetics-like videos as stored (GOP 250) and as prepared by :func:`
 Every measurement is single-threaded (``torch.set_num_threads(1)``, decord ``num_threads=1``), as one worker runs.
 The machine is noisy, so pipelines that are compared run side by side: the train pipelines take turns clip by clip
 (rs3d, then raw decord on the frame indices rs3d just decoded, then both again on the prepared copy of the same
-video), as do the two test pipelines video by video. Only pytorchvideo runs apart, in a spawned process, because
-its decord backend switches decord's global bridge to torch at import.
+video, then one pytorchvideo clip), as do the two test pipelines video by video. pytorchvideo lives in a spawned
+process, because its decord backend switches decord's global bridge to torch at import, and is stepped from here.
 
 How identical frame indices are guaranteed: the rs3d train dataset is a thin subclass that records the sorted
 unique frame indices it hands to the decoder (the clip chosen by ``random_start`` + ``clip_indices``); the raw
@@ -279,10 +279,11 @@ def _records(paths: Sequence[str]) -> list[VideoRecord]:
 
 
 def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int, seed: int = 0, warmup: int = 3,
-                  setting: BenchSetting = BenchSetting()) -> list[Timing]:
+                  setting: BenchSetting = BenchSetting(), pytorchvideo: PytorchvideoPeer | None = None) -> list[Timing]:
     """Rows (1), (1c), (2), (2p), (5a), (5b), (5c): rs3d train ``__getitem__``, then readers alone on the frame indices
     it just decoded (raw decord; rs3d's PyAV reader on originals, rs3d's reader on prepared copies), on the original
-    and prepared videos, taking turns clip by clip; ``prepared`` may be empty. Rows (1) and (5a) know each video's
+    and prepared videos, and a ``pytorchvideo`` clip (row (3)) if given, taking turns clip by clip; ``prepared`` may
+    be empty. Rows (1) and (5a) know each video's
     stream facts, as the loaders do from the metadata file that check_dataset.py and prepare_dataset.py write; row
     (1c) probes every video, as a worker's first visit does without that file. The datasets list only the decord
     backend, so a failure raises instead of silently falling back (open_video still reads prepared copies, whose odd
@@ -332,7 +333,10 @@ def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int,
                     assert len(frames) == len(indices)
                     if step >= warmup:
                         timing.add(elapsed)
-    return [t for _, _, rs3d, same_indices in streams for t in [rs3d] + [timing for timing, _ in same_indices]]
+            if pytorchvideo is not None:
+                pytorchvideo.step(timed=step >= warmup)
+    timings = [t for _, _, rs3d, same_indices in streams for t in [rs3d] + [timing for timing, _ in same_indices]]
+    return timings + ([pytorchvideo.timing] if pytorchvideo is not None else [])
 
 
 def _crop_view(frames: torch.Tensor, crop: int, position: float) -> torch.Tensor:
@@ -416,9 +420,10 @@ def _pytorchvideo_transform(setting: BenchSetting) -> Callable[[dict], dict]:
     return transform
 
 
-def _pytorchvideo_child(paths: list[str], clips: int, seed: int, warmup: int, setting: BenchSetting,
-                        fps: float, queue: Any) -> None:
-    """Time pytorchvideo's LabeledVideoDataset (decord decoder, RandomClipSampler) in this spawned process."""
+def _pytorchvideo_child(paths: list[str], seed: int, setting: BenchSetting, fps: float, commands: Any,
+                        results: Any) -> None:
+    """In a spawned process: pytorchvideo's LabeledVideoDataset (decord decoder, RandomClipSampler), one timed clip
+    per command until the command is None."""
     try:
         import warnings
 
@@ -443,8 +448,7 @@ def _pytorchvideo_child(paths: list[str], clips: int, seed: int, warmup: int, se
                                       transform=_pytorchvideo_transform(setting), decode_audio=False,
                                       decoder="decord")
         iterator = iter(dataset)
-        timing, shape = Timing("3", "", "original"), None
-        for step in range(warmup + clips):
+        while commands.get() is not None:
             watch = Stopwatch()
             try:
                 sample = next(iterator)
@@ -452,38 +456,49 @@ def _pytorchvideo_child(paths: list[str], clips: int, seed: int, warmup: int, se
                 iterator = iter(dataset)
                 watch = Stopwatch()
                 sample = next(iterator)
-            if step >= warmup:
-                timing.add(watch.elapsed())
-            shape = tuple(sample["video"].shape)
-        queue.put({"elapsed": (timing.seconds, timing.cpu_seconds), "clips": clips, "shape": shape})
+            results.put({"elapsed": watch.elapsed(), "shape": tuple(sample["video"].shape)})
     except Exception as exc:  # noqa: BLE001 - reported by the parent
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+        results.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def measure_pytorchvideo(paths: Sequence[str], clips: int, seed: int = 0, warmup: int = 3,
-                         setting: BenchSetting = BenchSetting(), fps: float = 30.0) -> Timing:
-    """Row (3): pytorchvideo LabeledVideoDataset with decoder="decord" + torchvision v2, in a spawned process."""
-    name = "pytorchvideo: LabeledVideoDataset(decord) + torchvision v2"
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_pytorchvideo_child, args=(list(paths), clips, seed, warmup, setting, fps, queue))
-    proc.start()
-    result = None
-    while result is None:
-        try:
-            result = queue.get(timeout=1.0)
-        except queue_module.Empty:
-            if not proc.is_alive() and queue.empty():
-                result = {"error": f"process died with exit code {proc.exitcode}"}
-    proc.join()
-    if "error" in result:
-        raise RuntimeError(f"pytorchvideo measurement failed: {result['error']}")
-    expected = (3, setting.num_frames, setting.train_crop, setting.train_crop)
-    if result["shape"] != expected:
-        raise RuntimeError(f"pytorchvideo clips have shape {result['shape']}, expected {expected}")
-    timing = Timing("3", name, "original")
-    timing.add(result["elapsed"], result["clips"])
-    return timing
+class PytorchvideoPeer:
+    """Row (3): pytorchvideo LabeledVideoDataset with decoder="decord" + torchvision v2, in a spawned process (its
+    decord backend switches decord's global bridge to torch at import), stepped clip by clip from here so that it
+    takes turns with the rs3d rows and sees the same machine load."""
+
+    def __init__(self, paths: Sequence[str], seed: int = 0, setting: BenchSetting = BenchSetting(),
+                 fps: float = 30.0):
+        ctx = mp.get_context("spawn")
+        self._commands, self._results = ctx.Queue(), ctx.Queue()
+        self._process = ctx.Process(target=_pytorchvideo_child,
+                                    args=(list(paths), seed, setting, fps, self._commands, self._results), daemon=True)
+        self._process.start()
+        self._expected = (3, setting.num_frames, setting.train_crop, setting.train_crop)
+        self.timing = Timing("3", "pytorchvideo: LabeledVideoDataset(decord) + torchvision v2", "original")
+
+    def step(self, timed: bool) -> None:
+        """Time one pytorchvideo clip (counted in the row when ``timed``)."""
+        self._commands.put("clip")
+        while True:
+            try:
+                result = self._results.get(timeout=1.0)
+                break
+            except queue_module.Empty:
+                if not self._process.is_alive():
+                    raise RuntimeError(f"pytorchvideo process died with exit code {self._process.exitcode}") from None
+        if "error" in result:
+            raise RuntimeError(f"pytorchvideo measurement failed: {result['error']}")
+        if result["shape"] != self._expected:
+            raise RuntimeError(f"pytorchvideo clips have shape {result['shape']}, expected {self._expected}")
+        if timed:
+            self.timing.add(result["elapsed"])
+
+    def close(self) -> None:
+        """Stop the process."""
+        self._commands.put(None)
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.terminate()
 
 
 # ------------------------------------------------------------------------------------------------------ report
