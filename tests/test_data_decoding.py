@@ -150,3 +150,22 @@ def test_reference_step_needs_x264s_fixed_single_b_frame_layout(tmp_path):
     assert _reference_step({}) == 1  # not x264
     path = write_h264(str(tmp_path / "k16.mp4"), moving_frames(20), x264_params=f"keyint=16:{SKIPPABLE_ODD}")
     assert probe_video(path).ref_step == 2
+
+
+@pytest.mark.parametrize("container_format,suffix", [("avi", "avi"), ("mpegts", "ts"), ("h264", "h264"),
+                                                     ("matroska", "mkv")])
+def test_pyav_reads_containers_with_untrustworthy_timestamps(tmp_path, container_format, suffix):
+    # AVI stores no presentation times (B-frames come out with out-of-order ones), MPEG-TS seeks miss the keyframe,
+    # raw H.264 has no timestamps and cannot seek: the reader then numbers frames by counting from the start.
+    path = str(tmp_path / f"b_frames.{suffix}")
+    frames = moving_frames(60)
+    with av.open(path, "w", format=container_format) as container:
+        stream = container.add_stream("libx264", rate=30)  # x264's defaults: B-frames
+        stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    with av.open(path) as container:
+        every = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    indices = [49, 11, 12, 13, 31, 47]
+    np.testing.assert_array_equal(PyAVReader(path).get_frames(indices), np.stack([every[i] for i in indices]))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def probe_video(path: str) -> VideoInfo:
             if not container.streams.video:
                 raise VideoDecodeError(path, "no video stream (audio-only or not a video)")
             stream = container.streams.video[0]
-            first = next(container.decode(stream), None)
+            first, head = _first_frame(container, stream)
             if first is None:
                 raise VideoDecodeError(path, "video stream holds no decodable frame")
             rotation = _normalise_rotation(first.rotation)
@@ -85,7 +85,8 @@ def probe_video(path: str) -> VideoInfo:
             if rotation in (90, 270):
                 height, width = width, height
             codec = stream.codec_context.name
-            ref_step = _reference_step(_x264_options(stream, container)) if codec == "h264" else 1
+            extradata = bytes(stream.codec_context.extradata or b"")
+            ref_step = _reference_step(_x264_options(extradata + head)) if codec == "h264" else 1
             return VideoInfo(num_frames, fps, height, width, rotation, codec, ref_step)
     except VideoDecodeError:
         raise
@@ -179,37 +180,66 @@ class PyAVReader:
         if not wanted:
             raise ValueError("no frame indices given")
         first, final = min(wanted), max(wanted)
-        context = self._stream.codec_context
-        decoded: dict[int, np.ndarray] = {}
-        last, self.frames_decoded = -1, 0
-        try:
-            for packet in self._demux_from(first):
-                position = None if packet.pts is None else self._position(packet.pts)
-                context.skip_frame = "DEFAULT" if position is None or position in wanted else "NONREF"
-                for frame in context.decode(packet):
-                    self.frames_decoded += 1
-                    index = self._position(frame.pts)
-                    last = max(last, index)
-                    if index in wanted and index not in decoded:
-                        decoded[index] = self._to_array(frame)
-                if last >= final:  # frames leave the decoder in display order
-                    break
-        except Exception as exc:  # a damaged packet mid-stream
-            raise VideoDecodeError(self.path, f"PyAV cannot decode: {_first_line(exc)}", last + 1 or None) from None
+        decoded, last, ordered = self._decode(wanted, self._frames_by_timestamp(first, wanted))
+        if len(decoded) < len(wanted) and not (ordered and first <= last < final):
+            # Not a stream that ends early: timestamps out of display order (AVI with B-frames), or a seek that
+            # missed its keyframe (MPEG-TS). Number the frames by counting them from the start instead.
+            decoded, last, _ = self._decode(wanted, self._frames_by_count())
         missing = sorted(wanted - decoded.keys())
         if missing:
             raise VideoDecodeError(self.path, f"stream ended at frame {last + 1}, wanted {missing[0]}",
                                    decodable_frames=last + 1 if last >= 0 else None)
         return _rotate(np.stack([decoded[int(i)] for i in indices]), self.rotation)
 
-    def _demux_from(self, index: int):
-        """Packets from the keyframe at or before frame ``index``."""
-        stream = self._stream
+    def _decode(self, wanted: set[int], frames) -> tuple[dict[int, np.ndarray], int, bool]:
+        """Convert the wanted frames of ``frames`` ((index, frame) in decoding order) up to the last wanted one;
+        returns them, the last index seen and whether the indices kept increasing."""
+        final = max(wanted)
+        decoded: dict[int, np.ndarray] = {}
+        last, ordered, self.frames_decoded = -1, True, 0
+        try:
+            for index, frame in frames:
+                self.frames_decoded += 1
+                ordered &= index > last
+                last = max(last, index)
+                if index in wanted and index not in decoded:
+                    decoded[index] = self._to_array(frame)
+                if last >= final:
+                    break
+        except Exception as exc:  # a damaged packet mid-stream
+            raise VideoDecodeError(self.path, f"PyAV cannot decode: {_first_line(exc)}", last + 1 or None) from None
+        return decoded, last, ordered
+
+    def _frames_by_timestamp(self, first: int, wanted: set[int]):
+        """(index from the timestamp, frame) from the keyframe at or before frame ``first``; packet by packet,
+        frames that are not wanted are skipped where nothing refers to them."""
+        stream, context = self._stream, self._stream.codec_context
         target = stream.start_time or 0
-        if index > 0 and self.info.fps > 0:
-            target += int(index / self.info.fps / stream.time_base)
-        self._container.seek(target, stream=stream, backward=True, any_frame=False)
-        return self._container.demux(stream)
+        if first > 0 and self.info.fps > 0:
+            target += int(first / self.info.fps / stream.time_base)
+        try:
+            self._container.seek(target, stream=stream, backward=True, any_frame=False)
+        except Exception:  # noqa: BLE001 - an unseekable stream (raw H.264): count from the start
+            yield from self._frames_by_count()
+            return
+        for packet in self._container.demux(stream):
+            position = None if packet.pts is None else self._position(packet.pts)
+            context.skip_frame = "DEFAULT" if position is None or position in wanted else "NONREF"
+            for frame in context.decode(packet):
+                if frame.pts is None:  # no timestamps at all
+                    yield from self._frames_by_count()
+                    return
+                yield self._position(frame.pts), frame
+
+    def _frames_by_count(self):
+        """(index, frame) for every frame from the start of a freshly opened file, numbered by counting."""
+        import av
+
+        self._container.close()
+        self._container = av.open(self.path)
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_count = 1
+        yield from enumerate(self._container.decode(self._stream))
 
     def _position(self, pts: int) -> int:
         """Frame index of a presentation timestamp (constant frame rate from the stream start)."""
@@ -231,16 +261,22 @@ def _check_file(path: str) -> None:
         raise VideoDecodeError(path, "file is empty (0 bytes)")
 
 
-def _x264_options(stream, container) -> dict[str, str]:
-    """x264's settings, which it writes into the stream as an SEI text ("... options: cabac=1 ref=3 ..."):
-    looked for in the codec extradata and the first packet; empty when the encoder was not x264."""
-    blobs = [bytes(stream.codec_context.extradata or b"")]
-    container.seek(stream.start_time or 0, stream=stream, backward=True)
+def _first_frame(container, stream) -> tuple[Any, bytes]:
+    """The first decodable frame (None if there is none) and the bytes of the first packet."""
+    head = b""
     for packet in container.demux(stream):
-        blobs.append(bytes(packet))
-        if packet.size:
-            break
-    match = re.search(rb"x264 - core .*? options: ([ -~]*)", b"".join(blobs))
+        if not head and packet.size:
+            head = bytes(packet)
+        frames = packet.decode()
+        if frames:
+            return frames[0], head
+    return None, head
+
+
+def _x264_options(data: bytes) -> dict[str, str]:
+    """x264's settings, which it writes into the stream as an SEI text ("... options: cabac=1 ref=3 ..."), found
+    in ``data`` (codec extradata and the first packet); empty when the encoder was not x264."""
+    match = re.search(rb"x264 - core .*? options: ([ -~]*)", data)
     if not match:
         return {}
     return dict(item.split("=", 1) for item in match.group(1).decode("ascii").split() if "=" in item)
