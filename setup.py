@@ -26,7 +26,7 @@ setup(
         "tensorboard>=2.10",
         "matplotlib>=3.7",
     ],
-    extras_require={"test": ["pytest>=8", "timm>=1.0"]},
+    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.1", "timm>=1.0"]},
     entry_points={"console_scripts": ["rs3d-predict=rs3d.inference.cli:console_main"]},
     classifiers=[
         "License :: OSI Approved :: Apache Software License",

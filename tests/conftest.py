@@ -7,6 +7,8 @@ import av
 import numpy as np
 import pytest
 
+from rs3d.utils.video_writer import write_h264  # noqa: F401  (tests import it from here)
+
 
 def moving_frames(num_frames: int = 60, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
     """A smooth random texture panning right, plus a frame-number stripe, so every frame differs."""
@@ -16,29 +18,6 @@ def moving_frames(num_frames: int = 60, height: int = 48, width: int = 64, seed:
     frames = np.stack([big[:height, t:t + width] for t in range(num_frames)]).copy()
     frames[:, :4, :, :] = (np.arange(num_frames) * 4 % 256).astype(np.uint8)[:, None, None, None]
     return frames
-
-
-def write_h264(path: str, frames: np.ndarray, fps: int = 30, gop: int | None = None, faststart: bool = False,
-               rotation: int = 0, x264_params: str | None = None) -> str:
-    """Write (T, H, W, 3) uint8 frames as H.264 mp4; optional GOP, faststart moov, display rotation and x264
-    settings (``"bframes=1:keyint=16"``)."""
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(path, "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        if gop:
-            stream.codec_context.gop_size = gop
-        if x264_params:
-            stream.codec_context.options = {"x264-params": x264_params}
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def write_audio_only(path: str) -> str:
@@ -94,8 +73,9 @@ def video_dir(tmp_path_factory) -> dict[str, str]:
 def trained_toy(tmp_path_factory) -> dict:
     """A tiny RS3D trained on a small toy dataset (~45 s on 2 CPU cores), shared by training and inference tests."""
     from rs3d.config import load_config
-    from rs3d.data.toy import generate_toy_dataset
-    from rs3d.engine import Trainer, run_test
+    from rs3d.data.prep.toy import generate_toy_dataset
+    from rs3d.engine import Trainer
+    from rs3d.evaluation import run_test
 
     root = tmp_path_factory.mktemp("trained_toy")
     data, out = root / "toy", root / "run"

@@ -3,8 +3,17 @@ import math
 
 import pytest
 
-from rs3d.data.benchmark import (ROW_ORDER, BenchSetting, Report, ensure_videos, keyframe_count,
-                                 PytorchvideoPeer, measure_test, measure_train, render_video)
+from rs3d.studies.data_pipeline import (
+    ROW_ORDER,
+    BenchSetting,
+    PytorchvideoPeer,
+    Report,
+    ensure_videos,
+    keyframe_count,
+    measure_test,
+    measure_train,
+    render_video,
+)
 
 TINY = BenchSetting(num_frames=8, sampling_rate=2, train_crop=32, test_crop=32, test_clips=2, test_crops=3)
 

@@ -2,7 +2,14 @@
 import csv
 import os
 
-from rs3d.compare import SpeedBudget, compare_row, pareto_front, plot_speed_accuracy, run_accuracy, write_csv
+from rs3d.studies.compare import (
+    SpeedBudget,
+    compare_row,
+    pareto_front,
+    plot_speed_accuracy,
+    run_accuracy,
+    write_csv,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

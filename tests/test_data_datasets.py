@@ -225,7 +225,7 @@ def test_saved_metadata_spares_the_probe(tmp_path, video_dir, monkeypatch):
 
 
 def test_clips_of_prepared_videos_start_on_reference_frames(video_dir, tmp_path, monkeypatch):
-    from rs3d.data.reencode import reencode_video
+    from rs3d.data.prep.reencode import reencode_video
 
     prepared = str(tmp_path / "prepared.mp4")
     reencode_video(video_dir["good"], prepared)  # every odd frame a skippable B-frame

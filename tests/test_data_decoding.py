@@ -2,10 +2,16 @@
 import av
 import numpy as np
 import pytest
-
 from conftest import moving_frames, write_h264
-from rs3d.data.decoders import PyAVReader, VideoDecodeError, _reference_step, open_video, probe_video
-from rs3d.data.reencode import reencode_video
+
+from rs3d.data.decoders import (
+    PyAVReader,
+    VideoDecodeError,
+    _reference_step,
+    open_video,
+    probe_video,
+)
+from rs3d.data.prep.reencode import reencode_video
 
 # One non-reference B-frame between reference frames, as prepare_dataset.py encodes (minus its GOP length).
 SKIPPABLE_ODD = "bframes=1:b-adapt=0:b-pyramid=none:open-gop=0:scenecut=0"

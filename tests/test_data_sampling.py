@@ -4,7 +4,14 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as F
 
-from rs3d.data.sampling import ClipSpec, clip_indices, merge_indices, random_start, start_step, uniform_starts
+from rs3d.data.sampling import (
+    ClipSpec,
+    clip_indices,
+    merge_indices,
+    random_start,
+    start_step,
+    uniform_starts,
+)
 from rs3d.data.transforms import (
     Box,
     TestClipTransform,

@@ -13,10 +13,17 @@ import av
 import numpy as np
 import pytest
 
-from rs3d.data.checks import CRASHED, check_split, check_video, read_split, run_in_pool, write_csv_subset
 from rs3d.data.decoders import PyAVReader, probe_video
 from rs3d.data.metadata import load_metadata, metadata_path
-from rs3d.data.reencode import prepare_split, reencode_video
+from rs3d.data.prep.checks import (
+    CRASHED,
+    check_split,
+    check_video,
+    read_split,
+    run_in_pool,
+    write_csv_subset,
+)
+from rs3d.data.prep.reencode import prepare_split, reencode_video
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_FRAMES = 15  # --num-frames 8 --sampling-rate 2
@@ -215,7 +222,7 @@ def test_prepare_dataset_cli_is_resumable(dataset, tmp_path):
     assert [r.status for r in again] == ["skipped"] * len(made) + ["failed"] * (len(BAD) - 1)
     killed = dst / "videos" / GOOD[1]  # a killed run leaves only its temp file
     killed.unlink()
-    partial = killed.with_name(f".{killed.name}.12345.partial")
+    partial = killed.with_name(f".{killed.name}.12345.abcd1234.tmp.mp4")
     partial.write_bytes(b"half a video")
     resumed = prepare_split(records[:len(made)], str(dataset), str(dst), short_side=32, keyframe_interval=8)
     assert [r.status for r in resumed] == ["skipped", "done", "skipped", "skipped"]

@@ -7,20 +7,16 @@ import pytest
 import torch
 from torch import nn
 
-from rs3d.engine import (
+from rs3d.checkpoint import (
     CheckpointError,
     CheckpointManager,
-    ModelEma,
-    build_scheduler,
-    ema_decay,
     load_checkpoint,
-    parameter_groups,
+    load_weights,
+    rng_state,
     save_atomic,
-    scaled_lr,
-    warmup_cosine,
+    set_rng_state,
 )
-from rs3d.engine.checkpoint import rng_state, set_rng_state
-from rs3d.engine.setup import load_weights
+from rs3d.engine import ModelEma, build_scheduler, ema_decay, parameter_groups, scaled_lr, warmup_cosine
 from rs3d.models import ResNet3D
 
 

@@ -6,8 +6,20 @@ from torch import nn
 
 from rs3d.config import ConfigError, load_config
 from rs3d.models.build import build_model
-from rs3d.models.layers import Conv3d, DropPath, MaxPool3d, SelfGating3d, SqueezeExcite3d, same_padding
-from rs3d.models.resnet3d import Bottleneck3d, ResNet3D, resnet3d_r50_baseline, resnet3d_rs
+from rs3d.models.layers import (
+    Conv3d,
+    DropPath,
+    MaxPool3d,
+    SelfGating3d,
+    SqueezeExcite3d,
+    same_padding,
+)
+from rs3d.models.resnet3d import (
+    Bottleneck3d,
+    ResNet3D,
+    resnet3d_r50_baseline,
+    resnet3d_rs,
+)
 from rs3d.utils.complexity import count_parameters
 
 # Trainable parameters of tf-models-official 2.20.0 with a 400-class head (shared/REFERENCE.md).

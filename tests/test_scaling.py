@@ -7,7 +7,7 @@ import pytest
 
 from rs3d.config import load_config
 from rs3d.models import build_model
-from rs3d.scaling import AXES, along_axis, recommended, spearman, write_config
+from rs3d.studies.scaling import AXES, along_axis, recommended, spearman, write_config
 from rs3d.utils.complexity import count_parameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,10 +10,12 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from rs3d.checkpoint import load_checkpoint
 from rs3d.config import load_config
-from rs3d.data.toy import generate_toy_dataset
-from rs3d.engine import NonFiniteLossError, Trainer, load_checkpoint, run_test
-from rs3d.engine.distributed import DistInfo
+from rs3d.data.prep.toy import generate_toy_dataset
+from rs3d.engine import NonFiniteLossError, PreciseBNHook, Trainer
+from rs3d.evaluation import run_test
+from rs3d.utils.distributed import DistInfo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "3", "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32",
@@ -157,7 +159,8 @@ def test_label_smoothing_accumulation_and_precise_bn(toy_dir, tmp_path):
     manual = (0.9 * -logp[torch.arange(5), labels] + 0.1 * -logp.mean(dim=1)).mean()
     torch.testing.assert_close(trainer.criterion(logits, labels), manual)
     before = trainer.model.stem.bn1.running_mean.clone()
-    trainer._precise_bn()
+    hook = next(h for h in trainer.hooks if isinstance(h, PreciseBNHook))
+    hook.update_bn_stats()
     assert not torch.equal(before, trainer.model.stem.bn1.running_mean)
     trainer.train()
     assert trainer.step == 3

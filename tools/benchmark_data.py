@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Data-pipeline clips/s per DataLoader worker (one process, one thread): the rs3d train pipeline against raw decord
 on the same frame indices and against pytorchvideo, the rs3d test pipeline against per-view decoding, and random
-clips on the stored videos against copies prepared by rs3d.data.reencode (short side 256, keyframe every 16,
+clips on the stored videos against copies prepared by rs3d.data.prep.reencode (short side 256, keyframe every 16,
 x264 tuned for fast decoding).
 
     python tools/benchmark_data.py                       # 8 generated Kinetics-like videos, 40 clips per row
@@ -19,12 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from rs3d.data.benchmark import (PytorchvideoPeer, Report, ensure_videos, keyframe_count,  # noqa: E402
-                                 measure_test, measure_train)
+from rs3d.studies.data_pipeline import (
+    PytorchvideoPeer,
+    Report,
+    ensure_videos,
+    keyframe_count,
+    measure_test,
+    measure_train,
+)
 
 
 def parse_args() -> argparse.Namespace:

@@ -14,14 +14,12 @@ import itertools
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from rs3d.config import load_config  # noqa: E402
-from rs3d.utils import cli  # noqa: E402
-from rs3d.utils.benchmark import SpeedSetting, build_for_clip, time_in_subprocess  # noqa: E402
-from rs3d.utils.tables import markdown_table  # noqa: E402
+from rs3d.commands import base as cli
+from rs3d.config import load_config
+from rs3d.studies.speed import SpeedSetting, build_for_clip, time_in_subprocess
+from rs3d.utils.tables import markdown_table
 
 
 def parse_args() -> argparse.Namespace:

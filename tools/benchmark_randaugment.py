@@ -7,22 +7,16 @@ wall time by default, so that other processes on a shared machine distort it les
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
+import statistics
+import time
+from collections.abc import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-
-import torch  # noqa: E402
-from torchvision import tv_tensors  # noqa: E402
-from torchvision.transforms import v2  # noqa: E402
-
-from rs3d.data.randaugment import FastRandAugment  # noqa: E402
-
+from rs3d.data.randaugment import FastRandAugment
 
 CLOCK = time.process_time  # CPU time of this (single-threaded) process: what a busy DataLoader worker pays
 

@@ -16,15 +16,13 @@ import itertools
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from rs3d.config import load_config  # noqa: E402
-from rs3d.utils import cli  # noqa: E402
-from rs3d.utils.benchmark import SpeedSetting, build_for_clip, time_in_subprocess  # noqa: E402
-from rs3d.utils.complexity import count_gflops  # noqa: E402
-from rs3d.utils.tables import markdown_table  # noqa: E402
+from rs3d.commands import base as cli
+from rs3d.config import load_config
+from rs3d.studies.speed import SpeedSetting, build_for_clip, time_in_subprocess
+from rs3d.utils.complexity import count_gflops
+from rs3d.utils.tables import markdown_table
 
 # Dense peak TFLOP/s per GPU (bf16, TF32), from the vendors' data sheets (SXM parts).
 PEAK_TFLOPS = {"H100": (989.0, 494.0), "H200": (989.0, 494.0), "A100": (312.0, 156.0)}

@@ -16,11 +16,12 @@ from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 
 from rs3d.config.defaults import get_cfg
+from rs3d.utils.errors import UserInputError
 
 BASE_KEY = "_BASE_"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError, ValueError):
     """A config file or override is invalid; the message is one line naming the source and key."""
 
 

@@ -1,8 +1,19 @@
 """Kinetics-style clip data: annotations, decoding (decord / PyAV), sampling, augmentation, loaders."""
 
 from rs3d.data.annotations import AnnotationError, VideoRecord, load_class_names
-from rs3d.data.build import ClipNormalizer, build_dataset, build_loader, load_class_names_for, load_records
-from rs3d.data.dataset import SkipTracker, TestClipDataset, TrainClipDataset, collate_clips
+from rs3d.data.build import (
+    ClipNormalizer,
+    build_dataset,
+    build_loader,
+    load_class_names_for,
+    load_records,
+)
+from rs3d.data.dataset import (
+    SkipTracker,
+    TestClipDataset,
+    TrainClipDataset,
+    collate_clips,
+)
 from rs3d.data.decoders import VideoDecodeError, VideoInfo, open_video, probe_video
 from rs3d.data.sampling import ClipSpec
 

@@ -11,6 +11,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+from rs3d.utils.errors import UserInputError
+
 logger = logging.getLogger(__name__)
 
 KINETICS_HEADER = ("label", "youtube_id", "time_start", "time_end", "split")
@@ -18,7 +20,7 @@ DEFAULT_KINETICS_PATH_FORMAT = "{split}/{label}/{youtube_id}_{time_start:06d}_{t
 MISSING_FILE_POLICIES = ("error", "drop")
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserInputError, ValueError):
     """A malformed annotation file; the message names the file (and line)."""
 
 

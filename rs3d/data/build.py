@@ -5,7 +5,12 @@ import os
 
 import torch
 from fvcore.common.config import CfgNode
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    DataLoader,
+    DistributedSampler,
+    RandomSampler,
+    SequentialSampler,
+)
 
 from rs3d.config.loader import ConfigError
 from rs3d.data.annotations import (
@@ -33,7 +38,7 @@ def prepare_data_dir(cfg: CfgNode) -> str:
     if not data_dir:
         raise ConfigError("DATA.PATH_TO_DATA_DIR: not set (a folder with train.csv / val.csv / test.csv)")
     if cfg.DATA.TOY_DATASET:
-        from rs3d.data.toy import ensure_toy_dataset
+        from rs3d.data.prep.toy import ensure_toy_dataset
 
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         if not distributed or torch.distributed.get_rank() == 0:  # one writer; the others wait for it

@@ -15,10 +15,24 @@ import torch
 from torch.utils.data import Dataset
 
 from rs3d.data.annotations import VideoRecord
+from rs3d.data.batch import ClipBatch
 from rs3d.data.decoders import VideoDecodeError, VideoInfo, open_video, probe_video
 from rs3d.data.samplers import sample_seed
-from rs3d.data.sampling import ClipSpec, clip_indices, merge_indices, random_start, start_step, uniform_starts
-from rs3d.data.transforms import TestClipTransform, TrainClipTransform, decode_scale, frames_to_tensor, scaled_size
+from rs3d.data.sampling import (
+    ClipSpec,
+    clip_indices,
+    merge_indices,
+    random_start,
+    start_step,
+    uniform_starts,
+)
+from rs3d.data.transforms import (
+    TestClipTransform,
+    TrainClipTransform,
+    decode_scale,
+    frames_to_tensor,
+    scaled_size,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -177,12 +191,12 @@ def replacement_index(index: int, attempt: int, size: int) -> int:
     return (index + 1 + (index * 104729 + attempt * 7919) % (size - 1)) % size
 
 
-def collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
+def collate_clips(samples: list[dict[str, Any]]) -> ClipBatch:
     """Stack a batch; training clips of one video are flattened into the batch (repeated augmentation)."""
     videos = [s["video"] for s in samples]
     labels = torch.tensor([s["label"] for s in samples])
     indices = torch.tensor([s["index"] for s in samples])
-    batch: dict[str, Any] = {"failures": [f for s in samples for f in s["failures"]]}
+    batch: ClipBatch = {"failures": [f for s in samples for f in s["failures"]]}
     if "valid" in samples[0]:  # test: (N, views, 3, T, H, W), one row per video
         batch.update(video=torch.stack(videos), label=labels, index=indices,
                      valid=torch.tensor([s["valid"] for s in samples]))

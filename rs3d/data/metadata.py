@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable
 
 from rs3d.data.decoders import VideoInfo
+from rs3d.utils.atomic import atomic_open
 
 FIELDS = ("num_frames", "fps", "height", "width", "rotation", "codec", "ref_step")
 
@@ -27,10 +28,8 @@ def save_metadata(path: str, checks: Iterable) -> int:
             stat = os.stat(check.path)
             entries[os.path.abspath(check.path)] = {**{f: getattr(check, f) for f in FIELDS},
                                                     "size": stat.st_size, "mtime": stat.st_mtime}
-    tmp = f"{path}.partial"
-    with open(tmp, "w") as f:
+    with atomic_open(path) as f:
         json.dump(entries, f)
-    os.replace(tmp, path)
     return len(entries)
 
 

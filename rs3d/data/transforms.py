@@ -4,7 +4,9 @@ Crops are planned *before* decoding: each clip's crop box (in displayed-frame co
 decoder how far it may shrink the frames while it decodes, so a random-resized crop of a large video
 becomes a decode-time resize plus a plain crop, and full-resolution frames never reach Python. Mild
 shrinks (the usual case on 256p videos) decode at the stored size and resize only the crop, which is cheaper.
-Every random draw (box, flip, RandAugment op and magnitude) is shared by all frames of a clip.
+Every random draw (box, flip, RandAugment op and magnitude) is shared by all frames of a clip. RandAugment comes in
+two definitions (``randaug_policy``): TF Model Garden's, the one the ResNet-RS papers' magnitudes refer to
+(:mod:`rs3d.data.randaugment_tf`), or torchvision's ``v2.RandAugment`` (:mod:`rs3d.data.randaugment`).
 """
 from __future__ import annotations
 
@@ -18,8 +20,13 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from rs3d.data.randaugment import FastRandAugment
+from rs3d.data.randaugment_tf import TFRandAugment
 
 TRAIN_CROP_MODES = ("rrc", "jitter")
+# "tf": TF Model Garden's RandAugment, magnitude on a 0-10 scale, out-of-frame pixels gray (128);
+# "tf_reflect": the same with out-of-frame pixels mirrored, as tf-models-official's code runs it;
+# "torchvision": v2.RandAugment, magnitude a bin 0-30 of 31.
+RANDAUGMENT_POLICIES = ("tf", "tf_reflect", "torchvision")
 DECODE_RESIZE_MAX_AREA = 0.4  # shrink at decode time only to <= 40% of the stored pixels (see scaled_size)
 
 
@@ -60,20 +67,26 @@ def _snap(length: float, crop_size: int, limit: int) -> int:
 
 
 class TrainClipTransform:
-    """One random clip box per clip, then flip and RandAugment, all frames sharing each draw."""
+    """One random clip box per clip, then flip and RandAugment, all frames sharing each draw.
+
+    ``randaug_policy`` picks the RandAugment definition (:data:`RANDAUGMENT_POLICIES`) and with it the scale of
+    ``randaug_magnitude``: 0-10 (above 10 extrapolates) for "tf" / "tf_reflect", a bin 0-30 for "torchvision".
+    """
 
     def __init__(self, crop_size: int, mode: str = "rrc", area: tuple[float, float] = (0.08, 1.0),
                  aspect: tuple[float, float] = (0.5, 2.0), jitter: tuple[int, int] = (256, 320),
-                 flip_prob: float = 0.5, randaug_layers: int = 0, randaug_magnitude: int = 10):
+                 flip_prob: float = 0.5, randaug_layers: int = 0, randaug_magnitude: float = 10,
+                 randaug_policy: str = "torchvision"):
         if mode not in TRAIN_CROP_MODES:
             raise ValueError(f"train crop mode must be one of {TRAIN_CROP_MODES}, got {mode!r}")
         self.crop_size, self.mode, self.jitter = crop_size, mode, jitter
         self._rrc = v2.RandomResizedCrop(crop_size, scale=area, ratio=aspect)
-        augment: list[v2.Transform] = []
+        augment: list = []
         if flip_prob > 0:
             augment.append(v2.RandomHorizontalFlip(flip_prob))
-        if randaug_layers > 0:
-            augment.append(FastRandAugment(randaug_layers, randaug_magnitude))
+        randaugment = build_randaugment(randaug_layers, randaug_magnitude, randaug_policy)
+        if randaugment is not None:
+            augment.append(randaugment)
         self._augment = v2.Compose(augment) if augment else None
 
     def sample_box(self, height: int, width: int) -> Box:
@@ -99,6 +112,28 @@ class TrainClipTransform:
         if self._augment is not None:
             clip = self._augment(clip)
         return clip.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
+
+
+def build_randaugment(layers: int, magnitude: float, policy: str) -> FastRandAugment | TFRandAugment | None:
+    """The RandAugment of ``policy`` (see :data:`RANDAUGMENT_POLICIES`), or None when ``layers`` is 0.
+
+    Args:
+        layers: ops per clip (DATA.RANDAUGMENT_LAYERS).
+        magnitude: strength (DATA.RANDAUGMENT_MAGNITUDE): 0-10 for "tf" / "tf_reflect" (above 10 extrapolates),
+            an integer bin 0-30 for "torchvision".
+        policy: which definition (DATA.RANDAUGMENT_POLICY).
+    """
+    if policy not in RANDAUGMENT_POLICIES:
+        raise ValueError(f"DATA.RANDAUGMENT_POLICY must be one of {RANDAUGMENT_POLICIES}, got {policy!r}")
+    if layers <= 0:
+        return None
+    if policy == "torchvision":
+        if magnitude != int(magnitude) or not 0 <= magnitude <= 30:
+            raise ValueError(f"DATA.RANDAUGMENT_MAGNITUDE must be a bin 0-30 under policy 'torchvision', got {magnitude}")
+        return FastRandAugment(layers, int(magnitude))
+    if magnitude < 0:
+        raise ValueError(f"DATA.RANDAUGMENT_MAGNITUDE must be >= 0 under policy {policy!r}, got {magnitude}")
+    return TFRandAugment(layers, magnitude, fill=128 if policy == "tf" else None)
 
 
 class TestClipTransform:

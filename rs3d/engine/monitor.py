@@ -8,10 +8,6 @@ import os
 import sys
 import time
 
-import torch
-
-from rs3d.utils.benchmark import cpu_peak_memory_mb
-
 logger = logging.getLogger("rs3d")
 
 
@@ -29,13 +25,6 @@ def setup_logging(output_dir: str, is_main: bool) -> None:
         file = logging.FileHandler(os.path.join(output_dir, "log.txt"))
         file.setFormatter(fmt)
         root.addHandler(file)
-
-
-def memory_mb(device: torch.device) -> float:
-    """Peak memory so far: CUDA max allocated, or this process's peak resident set on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return cpu_peak_memory_mb()
 
 
 class Monitor:

@@ -1,52 +1,132 @@
-"""The RS-recipe training loop: DDP, AMP, accumulation, EMA, validation, checkpoints and exact resume."""
+"""The training loop: :class:`TrainerBase` runs epochs of steps and calls hooks; :class:`Trainer` is the RS recipe
+(DDP, AMP, gradient accumulation, label smoothing, exact resume) with builders a subclass can override.
+
+The config is read once, in :meth:`Trainer.__init__` and the ``build_*`` methods; the loop and the hooks only
+see plain attributes.
+"""
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
 import os
-import time
+import weakref
+from collections.abc import Iterable
 
 import torch
 from fvcore.common.config import CfgNode
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 
+from rs3d.checkpoint import (
+    CheckpointManager,
+    load_checkpoint,
+    load_weights,
+    rng_state,
+    set_rng_state,
+)
+from rs3d.config import ConfigError
 from rs3d.data import ClipNormalizer, SkipTracker, build_loader, load_class_names_for
-from rs3d.engine.checkpoint import CheckpointManager, load_checkpoint, rng_state, save_atomic, set_rng_state
-from rs3d.engine.distributed import DistInfo, init_distributed
+from rs3d.data.batch import ClipBatch
 from rs3d.engine.ema import ModelEma
-from rs3d.engine.evaluator import evaluate
-from rs3d.engine.monitor import Monitor, format_eta, memory_mb
+from rs3d.engine.hooks import (
+    CheckpointHook,
+    EMAHook,
+    EvalHook,
+    HookBase,
+    PreciseBNHook,
+    ProgressHook,
+)
+from rs3d.engine.monitor import Monitor
 from rs3d.engine.optim import build_optimizer, build_scheduler, scaled_lr
-from rs3d.engine.setup import autocast, autocast_dtype, limit_cpu_threads, load_weights, seed_everything
 from rs3d.evaluation import SmoothedValue
 from rs3d.models import build_model
+from rs3d.utils.distributed import DistInfo, init_distributed
+from rs3d.utils.errors import RunStoppedError
+from rs3d.utils.precision import autocast, autocast_dtype
+from rs3d.utils.runtime import limit_cpu_threads, seed_everything
 
 logger = logging.getLogger("rs3d")
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(RunStoppedError, FloatingPointError):
     """The loss became NaN or Inf; the run stops before anything is checkpointed."""
 
 
-class Trainer:
-    """Builds everything a run needs from the config once, then ``train()``; see tools/train_net.py."""
+class TrainerBase:
+    """Epochs of steps with hooks around them. Subclasses set ``start_epoch``, ``max_epoch`` and
+    ``iters_per_epoch`` and implement :meth:`epoch_batches`, :meth:`run_step` and :meth:`end_epoch`."""
+
+    def __init__(self) -> None:
+        self.hooks: list[HookBase] = []
+        self.start_epoch = self.max_epoch = self.epoch = self.iter = self.iters_per_epoch = 0
+        self.step = 0  # optimizer steps taken over the whole run
+        self.stepped = False  # whether the last run_step ended with an optimizer step
+        self.epoch_summary: dict = {}
+        self.history: list[dict] = []
+
+    def register_hooks(self, hooks: Iterable[HookBase | None]) -> None:
+        """Append hooks (None entries are skipped); they run in this order at every moment."""
+        for hook in hooks:
+            if hook is not None:
+                hook.trainer = weakref.proxy(self)  # no reference cycle between trainer and hooks
+                self.hooks.append(hook)
+
+    def call_hooks(self, moment: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, moment)()
+
+    @property
+    def is_last_epoch(self) -> bool:
+        return self.epoch + 1 == self.max_epoch
+
+    def train(self) -> dict:
+        """Run epochs ``start_epoch`` .. ``max_epoch - 1``; returns the last epoch's summary."""
+        self.call_hooks("before_train")
+        for self.epoch in range(self.start_epoch, self.max_epoch):
+            self.call_hooks("before_epoch")
+            for self.iter, batch in enumerate(self.epoch_batches()):
+                self.call_hooks("before_step")
+                self.run_step(batch)
+                self.call_hooks("after_step")
+            self.epoch_summary = self.end_epoch()
+            self.history.append(self.epoch_summary)  # hooks below add to it (validation results)
+            self.call_hooks("after_epoch")
+        self.call_hooks("after_train")
+        return self.history[-1] if self.history else {}
+
+    def epoch_batches(self) -> Iterable:
+        raise NotImplementedError
+
+    def run_step(self, batch) -> None:
+        raise NotImplementedError
+
+    def end_epoch(self) -> dict:
+        return {"epoch": self.epoch + 1}
+
+
+class Trainer(TrainerBase):
+    """The RS-recipe trainer. Everything is built from the config once; see tools/train_net.py.
+
+    Args:
+        cfg: the merged config (``rs3d.config.load_config``).
+        dist: where this process sits in a torchrun job (default: read from the environment).
+
+    Override ``build_model``, ``build_optimizer``, ``build_scheduler``, ``build_criterion``,
+    ``build_train_loader``, ``build_val_loader`` or ``build_hooks`` to change one piece.
+    """
 
     def __init__(self, cfg: CfgNode, dist: DistInfo | None = None):
-        self.cfg, self.dist = cfg, dist or init_distributed(cfg.TRAIN.DEVICE)
+        super().__init__()
+        self.dist = dist or init_distributed(cfg.TRAIN.DEVICE)
         self.device = self.dist.device
         if self.device.type == "cpu":
             limit_cpu_threads(cfg.DATA_LOADER.NUM_WORKERS, self.dist.world_size)
         seed_everything(cfg.SEED, cfg.TRAIN.DETERMINISTIC)
+        self.config_text, self.arch, self.output_dir = cfg.dump(), cfg.MODEL.ARCH, cfg.OUTPUT_DIR
         self.class_names = load_class_names_for(cfg)
-        self.model = build_model(cfg).to(self.device)
-        if cfg.TRAIN.CHECKPOINT_FILE:
-            load_weights(self.model, cfg.TRAIN.CHECKPOINT_FILE)
-        if cfg.TRAIN.SYNC_BN and self.dist.distributed:
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        if cfg.TRAIN.CHANNELS_LAST:
-            self.model = self.model.to(memory_format=torch.channels_last_3d)
+        self.model = self.build_model(cfg)
         self.ema = ModelEma(self.model, cfg.SOLVER.EMA_DECAY) if cfg.SOLVER.EMA_DECAY > 0 else None
         self.amp_dtype = autocast_dtype(cfg.TRAIN.MIXED_PRECISION, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -54,45 +134,83 @@ class Trainer:
         self.skips = SkipTracker()
         self.monitor = Monitor(cfg.OUTPUT_DIR, self.dist.is_main)
         self.checkpoints = CheckpointManager(os.path.join(cfg.OUTPUT_DIR, "checkpoints"), cfg.TRAIN.KEEP_CHECKPOINTS)
-        self.start_epoch, self.step, self.best = 0, 0, -math.inf
-        self.history: list[dict] = []
+        self.best = -math.inf
         if cfg.TRAIN.ENABLE:
-            self._build_training()
+            self._build_training(cfg)
 
-    # ------------------------------------------------------------------ setup
-    def _build_training(self) -> None:
-        cfg, d = self.cfg, self.dist
-        self.train_loader = build_loader(cfg, "train", rank=d.rank, world_size=d.world_size)
-        self.val_loader = build_loader(cfg, "val", multi_view=False, rank=d.rank, world_size=d.world_size)
-        self.accumulation = cfg.SOLVER.ACCUMULATION_STEPS
+    # ------------------------------------------------------------------ builders
+    def build_model(self, cfg: CfgNode) -> nn.Module:
+        """The model on its device: fine-tuning weights loaded, SyncBN under DDP, channels-last if asked."""
+        model = build_model(cfg).to(self.device)
+        if cfg.TRAIN.CHECKPOINT_FILE:
+            load_weights(model, cfg.TRAIN.CHECKPOINT_FILE)
+        if cfg.TRAIN.SYNC_BN and self.dist.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if cfg.TRAIN.CHANNELS_LAST:
+            model = model.to(memory_format=torch.channels_last_3d)
+        return model
+
+    def build_train_loader(self, cfg: CfgNode) -> DataLoader:
+        return build_loader(cfg, "train", rank=self.dist.rank, world_size=self.dist.world_size)
+
+    def build_val_loader(self, cfg: CfgNode) -> DataLoader:
+        return build_loader(cfg, "val", multi_view=False, rank=self.dist.rank, world_size=self.dist.world_size)
+
+    def build_optimizer(self, cfg: CfgNode) -> torch.optim.Optimizer:
+        return build_optimizer(self.model, self.lr, cfg.SOLVER.MOMENTUM, cfg.SOLVER.WEIGHT_DECAY, cfg.SOLVER.NESTEROV)
+
+    def build_scheduler(self, cfg: CfgNode) -> torch.optim.lr_scheduler.LRScheduler:
+        total = cfg.SOLVER.MAX_EPOCH * self.steps_per_epoch
+        return build_scheduler(self.optimizer, total, round(cfg.SOLVER.WARMUP_EPOCHS * self.steps_per_epoch))
+
+    def build_criterion(self, cfg: CfgNode) -> nn.Module:
+        return nn.CrossEntropyLoss(label_smoothing=cfg.SOLVER.LABEL_SMOOTHING)
+
+    def build_hooks(self, cfg: CfgNode) -> list[HookBase | None]:
+        """EMA, precise BN, validation, checkpoints, then the progress line and metrics (in that order)."""
+        return [
+            EMAHook() if self.ema else None,
+            PreciseBNHook(cfg.TRAIN.PRECISE_BN_BATCHES, cfg.TRAIN.EVAL_PERIOD) if cfg.TRAIN.PRECISE_BN else None,
+            EvalHook(cfg.TRAIN.EVAL_PERIOD),
+            CheckpointHook(self.checkpoints, cfg.TRAIN.CHECKPOINT_PERIOD,
+                           os.path.join(cfg.OUTPUT_DIR, "model_final.pyth")),
+            ProgressHook(cfg.TRAIN.LOG_PERIOD),
+        ]
+
+    def _build_training(self, cfg: CfgNode) -> None:
+        self.train_loader = self.build_train_loader(cfg)
+        self.val_loader = self.build_val_loader(cfg)
+        self.batch_size, self.max_epoch = cfg.TRAIN.BATCH_SIZE, cfg.SOLVER.MAX_EPOCH
+        self.accumulation, self.grad_clip = cfg.SOLVER.ACCUMULATION_STEPS, cfg.SOLVER.GRAD_CLIP_NORM
         self.steps_per_epoch = len(self.train_loader) // self.accumulation
         if self.steps_per_epoch == 0:
-            raise ValueError(f"TRAIN.BATCH_SIZE x SOLVER.ACCUMULATION_STEPS is larger than the training split "
-                             f"({len(self.train_loader.dataset)} videos)")
-        self.global_batch = cfg.TRAIN.BATCH_SIZE * d.world_size * self.accumulation
+            raise ConfigError(f"TRAIN.BATCH_SIZE x SOLVER.ACCUMULATION_STEPS is larger than the training split "
+                              f"({len(self.train_loader.dataset)} videos)")
+        self.iters_per_epoch = self.steps_per_epoch * self.accumulation
+        self.global_batch = self.batch_size * self.dist.world_size * self.accumulation
         self.lr = scaled_lr(cfg.SOLVER.BASE_LR, cfg.SOLVER.REFERENCE_BATCH_SIZE, self.global_batch)
-        self.optimizer = build_optimizer(self.model, self.lr, cfg.SOLVER.MOMENTUM, cfg.SOLVER.WEIGHT_DECAY,
-                                         cfg.SOLVER.NESTEROV)
-        total = cfg.SOLVER.MAX_EPOCH * self.steps_per_epoch
-        self.scheduler = build_scheduler(self.optimizer, total, round(cfg.SOLVER.WARMUP_EPOCHS * self.steps_per_epoch))
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.SOLVER.LABEL_SMOOTHING)
+        self.optimizer = self.build_optimizer(cfg)
+        self.scheduler = self.build_scheduler(cfg)
+        self.criterion = self.build_criterion(cfg)
         net: nn.Module = self.model
-        if d.distributed:
-            net = DistributedDataParallel(net, device_ids=[d.local_rank] if self.device.type == "cuda" else None)
+        if self.dist.distributed:
+            net = DistributedDataParallel(net, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None)
         self.net = torch.compile(net) if cfg.TRAIN.COMPILE else net
+        self.register_hooks(self.build_hooks(cfg))
         if cfg.TRAIN.AUTO_RESUME:
             latest = self.checkpoints.latest()
             if latest:
                 self.resume(latest)
 
+    # ------------------------------------------------------------------ state
     def state_dict(self, epoch: int) -> dict:
         """Everything needed to continue exactly after ``epoch`` completed epochs."""
         return {
             "model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "epoch": epoch, "step": self.step, "best": self.best,
-            "rng": rng_state(), "config": self.cfg.dump(), "class_names": self.class_names,
-            "arch": self.cfg.MODEL.ARCH, "history": self.history,
+            "rng": rng_state(), "config": self.config_text, "class_names": self.class_names,
+            "arch": self.arch, "history": self.history,
         }
 
     def resume(self, path: str) -> None:
@@ -109,77 +227,95 @@ class Trainer:
         set_rng_state(state["rng"])
         logger.info("resumed from %s (epoch %d, step %d)", path, self.start_epoch, self.step)
 
-    # ------------------------------------------------------------------ training
+    def export_model(self) -> nn.Module:
+        """The model that is exported and tested: the EMA model when EMA is on."""
+        return self.ema.module if self.ema else self.model
+
+    def export_state(self) -> dict:
+        """What ``model_final.pyth`` holds: the exported weights, the config and the class names."""
+        return {"model": self.export_model().state_dict(), "config": self.config_text,
+                "class_names": self.class_names, "arch": self.arch}
+
+    # ------------------------------------------------------------------ the loop
     def train(self) -> dict:
         """Train from ``start_epoch`` to SOLVER.MAX_EPOCH, validating and checkpointing on schedule."""
-        cfg = self.cfg
         logger.info("training %s: %d videos, global batch %d, LR %.4g, %d steps/epoch, %d epochs on %s",
-                    cfg.MODEL.ARCH, len(self.train_loader.dataset), self.global_batch, self.lr,
-                    self.steps_per_epoch, cfg.SOLVER.MAX_EPOCH, self.device)
-        for epoch in range(self.start_epoch, cfg.SOLVER.MAX_EPOCH):
-            summary = self.train_epoch(epoch)
-            last = epoch + 1 == cfg.SOLVER.MAX_EPOCH
-            if (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0 or last:
-                summary.update(self.validate(epoch))
-            self.history.append(summary)
-            score = summary.get("val_ema_top1", summary.get("val_top1", -math.inf))
-            is_best = score > self.best
-            self.best = max(self.best, score)
-            if self.dist.is_main and ((epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last):
-                self.checkpoints.save(epoch + 1, self.state_dict(epoch + 1), is_best)
-        if self.dist.is_main:
-            self.export()
+                    self.arch, len(self.train_loader.dataset), self.global_batch, self.lr,
+                    self.steps_per_epoch, self.max_epoch, self.device)
+        summary = super().train()
         logger.info("skipped %d unreadable training/validation samples in total", self.skips.total_skips)
-        return self.history[-1] if self.history else {}
+        return summary
 
-    def train_epoch(self, epoch: int) -> dict:
-        """One pass over the training split; returns the epoch's mean loss and top-1."""
-        cfg, net = self.cfg, self.net
-        net.train()
-        self.train_loader.sampler.set_epoch(epoch)
+    def epoch_batches(self) -> Iterable[ClipBatch]:
+        """The epoch's training batches (a whole number of accumulation groups); resets the epoch's meters."""
+        self.net.train()
+        self.train_loader.sampler.set_epoch(self.epoch)
         self.optimizer.zero_grad(set_to_none=True)
-        data_time, step_time = SmoothedValue(), SmoothedValue()
-        bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        self.meters = {"data_time": SmoothedValue(), "step_time": SmoothedValue()}
         # Device-side sums: reading them forces a GPU sync, so that happens only on log steps.
-        correct, loss_sum = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
-        seen, tic = 0, time.perf_counter()
-        micro_batches = self.steps_per_epoch * self.accumulation
+        self._bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        self._correct = torch.zeros((), device=self.device)
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._seen = 0
         for i, batch in enumerate(self.train_loader):
-            if i >= micro_batches:
+            if i >= self.iters_per_epoch:
                 break
-            data_time.update(time.perf_counter() - tic)
-            self.skips.update(batch["failures"])
-            videos, labels = self.normalizer(batch["video"]), batch["label"].to(self.device, non_blocking=True)
-            boundary = (i + 1) % self.accumulation == 0
-            sync = contextlib.nullcontext() if boundary or not self.dist.distributed else net.no_sync()
-            with sync:
-                with autocast(self.device, self.amp_dtype):
-                    logits = net(videos)
-                loss = self.criterion(logits.float(), labels)
-                self.scaler.scale(loss / self.accumulation).backward()
-            bad |= ~torch.isfinite(loss.detach())
-            correct += (logits.detach().argmax(1) == labels).sum()
-            seen += len(labels)
-            loss_sum += loss.detach() * len(labels)
-            if boundary:
-                self._optimizer_step()
-            step_time.update(time.perf_counter() - tic)
-            tic = time.perf_counter()
-            if (i + 1) % cfg.TRAIN.LOG_PERIOD == 0 or i + 1 == micro_batches:
-                self._check_finite(bad, epoch, i)
-                self._log_step(epoch, i, micro_batches, float(loss_sum) / seen, data_time, step_time,
-                               float(correct) / seen)
-        self._check_finite(bad, epoch, micro_batches - 1)
+            yield batch
+
+    def run_step(self, batch: ClipBatch) -> None:
+        """Forward and backward one loader batch; an optimizer step at the end of each accumulation group."""
+        self.skips.update(batch["failures"])
+        videos, labels = self.normalizer(batch["video"]), batch["label"].to(self.device, non_blocking=True)
+        self.stepped = (self.iter + 1) % self.accumulation == 0
+        sync = contextlib.nullcontext() if self.stepped or not self.dist.distributed else self.net.no_sync()
+        with sync:
+            with autocast(self.device, self.amp_dtype):
+                logits = self.net(videos)
+            loss = self.criterion(logits.float(), labels)
+            self.scaler.scale(loss / self.accumulation).backward()
+        self._bad |= ~torch.isfinite(loss.detach())
+        self._correct += (logits.detach().argmax(1) == labels).sum()
+        self._seen += len(labels)
+        self._loss_sum += loss.detach() * len(labels)
+        if self.stepped:
+            self.optimizer_step()
+
+    def optimizer_step(self) -> None:
+        """Clip (if asked), step the optimizer through the grad scaler, advance the LR schedule."""
+        if self.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+
+    def epoch_means(self) -> tuple[float, float]:
+        """Mean training loss and top-1 (as a fraction) so far this epoch."""
+        seen = max(1, self._seen)
+        return float(self._loss_sum) / seen, float(self._correct) / seen
+
+    def check_finite(self) -> None:
+        """Stop with :class:`NonFiniteLossError` if any loss so far this epoch was NaN/Inf."""
+        if bool(self._bad):
+            latest = self.checkpoints.latest() or "none written yet"
+            raise NonFiniteLossError(f"loss became NaN/Inf in epoch {self.epoch + 1} by iteration {self.iter + 1}; "
+                                     f"stopping. Last good checkpoint: {latest} (try a lower SOLVER.BASE_LR, "
+                                     f"SOLVER.GRAD_CLIP_NORM or TRAIN.MIXED_PRECISION bf16)")
+
+    def end_epoch(self) -> dict:
+        """Final NaN check, BN statistics shared across ranks, the epoch's training summary."""
+        self.check_finite()
         if self.dist.distributed:
             self._sync_buffers()
         skipped = self.skips.end_epoch()
         if skipped:
             logger.warning("epoch %d: %d unreadable videos were replaced by others (each logged once above)",
-                           epoch + 1, skipped)
-        summary = {"epoch": epoch + 1, "train_loss": float(loss_sum) / max(1, seen),
-                   "train_top1": 100.0 * float(correct) / max(1, seen), "skipped_videos": skipped}
-        self.monitor.scalars(self.step, summary, "train_epoch")
-        return summary
+                           self.epoch + 1, skipped)
+        loss, accuracy = self.epoch_means()
+        return {"epoch": self.epoch + 1, "train_loss": loss, "train_top1": 100.0 * accuracy,
+                "skipped_videos": skipped}
 
     def _sync_buffers(self) -> None:
         """Give every rank rank 0's BN statistics (local batches move them apart), so ranks stay identical."""
@@ -187,72 +323,3 @@ class Trainer:
         for module in modules:
             for buffer in module.buffers():
                 torch.distributed.broadcast(buffer, 0)
-
-    def _optimizer_step(self) -> None:
-        if self.cfg.SOLVER.GRAD_CLIP_NORM > 0:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.SOLVER.GRAD_CLIP_NORM)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
-        if self.ema:
-            self.ema.update(self.model)
-        self.step += 1
-
-    def _check_finite(self, bad: torch.Tensor, epoch: int, iteration: int) -> None:
-        if bool(bad):
-            latest = self.checkpoints.latest() or "none written yet"
-            raise NonFiniteLossError(f"loss became NaN/Inf in epoch {epoch + 1} by iteration {iteration + 1}; "
-                                     f"stopping. Last good checkpoint: {latest} (try a lower SOLVER.BASE_LR, "
-                                     f"SOLVER.GRAD_CLIP_NORM or TRAIN.MIXED_PRECISION bf16)")
-
-    def _log_step(self, epoch: int, i: int, total: int, loss: float, data_time: SmoothedValue,
-                  step_time: SmoothedValue, accuracy: float) -> None:
-        clips_per_s = self.cfg.TRAIN.BATCH_SIZE * self.dist.world_size / max(step_time.avg, 1e-9)
-        remaining = (self.cfg.SOLVER.MAX_EPOCH - epoch - 1) * total + (total - i - 1)
-        values = {"loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
-                  "top1": 100.0 * accuracy, "data_time": data_time.avg,
-                  "step_time": step_time.avg, "clips_per_s": clips_per_s, "memory_mb": memory_mb(self.device)}
-        self.monitor.scalars(self.step, {"epoch": epoch + 1, "iter": i + 1, **values}, "train")
-        self.monitor.line(
-            f"epoch {epoch + 1}/{self.cfg.SOLVER.MAX_EPOCH} iter {i + 1}/{total} loss {values['loss']:.4f} "
-            f"lr {values['lr']:.4g} top1 {values['top1']:.1f} data {data_time.avg:.3f}s step {step_time.avg:.3f}s "
-            f"{clips_per_s:.1f} clips/s ETA {format_eta(remaining * step_time.avg)} mem {values['memory_mb']:.0f}MB",
-            final=i + 1 == total)
-
-    # ------------------------------------------------------------------ evaluation
-    def validate(self, epoch: int) -> dict:
-        """Single-view validation of the raw model and of the EMA model."""
-        if self.cfg.TRAIN.PRECISE_BN:
-            self._precise_bn()
-        result = {}
-        models = [("val", self.model)] + ([("val_ema", self.ema.module)] if self.ema else [])
-        for name, model in models:
-            summary = evaluate(model, self.val_loader, self.normalizer, self.amp_dtype, skips=self.skips).summary()
-            result.update({f"{name}_{k}": v for k, v in summary.items() if k != "num_videos"})
-            self.monitor.scalars(self.step, summary, name)
-        text = " ".join(f"{k} {v:.2f}" for k, v in result.items() if "top" in k or "loss" in k)
-        self.monitor.line(f"epoch {epoch + 1} validation: {text}")
-        return result
-
-    def _precise_bn(self) -> None:
-        from fvcore.nn.precise_bn import update_bn_stats
-
-        def inputs():
-            for batch in self.train_loader:
-                yield self.normalizer(batch["video"])
-
-        with autocast(self.device, self.amp_dtype):
-            update_bn_stats(self.model, inputs(), self.cfg.TRAIN.PRECISE_BN_BATCHES)
-
-    def export_model(self) -> nn.Module:
-        """The model that is exported and tested: the EMA model when EMA is on."""
-        return self.ema.module if self.ema else self.model
-
-    def export(self) -> str:
-        """Write OUTPUT_DIR/model_final.pyth: exported weights, config and class names."""
-        path = os.path.join(self.cfg.OUTPUT_DIR, "model_final.pyth")
-        save_atomic({"model": self.export_model().state_dict(), "config": self.cfg.dump(),
-                     "class_names": self.class_names, "arch": self.cfg.MODEL.ARCH}, path)
-        return path

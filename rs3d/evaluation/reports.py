@@ -1,36 +1,17 @@
 """Evaluation outputs: per-video predictions (CSV/JSON), confusion matrix CSV, Markdown summary tables."""
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
-import uuid
-from collections.abc import Iterator, Sequence
-from typing import IO
+from collections.abc import Sequence
 
 from torch import Tensor
 
+from rs3d.utils.atomic import atomic_open
 from rs3d.utils.tables import markdown_table
 
 PREDICTION_COLUMNS = ("video", "label", "label_name", "pred", "pred_name", "prob")
-
-
-@contextlib.contextmanager
-def _atomic_open(path: str | os.PathLike) -> Iterator[IO[str]]:
-    """Write to a temp file beside ``path`` and rename it into place, so readers never see half a file."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:  # an ordinary open (not mkstemp) so the result gets the usual umask permissions
-        with open(tmp, "x", newline="", encoding="utf-8") as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def prediction_rows(video_paths: Sequence[str], scores: Tensor, labels: Tensor | None,
@@ -56,7 +37,7 @@ def write_predictions(path: str | os.PathLike, video_paths: Sequence[str], score
     if ext not in (".csv", ".json"):
         raise ValueError(f"predictions go to .csv or .json, not {os.fspath(path)!r}")
     key = f"top{topk}"
-    with _atomic_open(path) as handle:
+    with atomic_open(path) as handle:
         if ext == ".json":
             for row in rows:
                 row[key] = [{"name": name, "prob": prob} for name, prob in row[key]]
@@ -74,7 +55,7 @@ def write_confusion_matrix(path: str | os.PathLike, matrix: Tensor, class_names:
     """Confusion counts as CSV: rows true class, columns predicted class, class names on both headers."""
     if matrix.shape != (len(class_names), len(class_names)):
         raise ValueError(f"matrix {tuple(matrix.shape)} does not match {len(class_names)} class names")
-    with _atomic_open(path) as handle:
+    with atomic_open(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(["true\\pred", *class_names])
         for name, row in zip(class_names, matrix.tolist()):

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from rs3d.utils.atomic import atomic_path
 
 
 @dataclass
@@ -30,9 +31,8 @@ def export_model(model: nn.Module, num_frames: int, crop_size: int, path: str, o
     batch = torch.export.Dim("batch", min=1, max=1024)
     with torch.no_grad():
         program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-        tmp = path + ".partial.pt2"  # torch.export.save wants a .pt2 name
-        torch.export.save(program, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # keeps the .pt2 name torch.export.save wants
+            torch.export.save(program, tmp)
         reloaded = torch.export.load(path).module()
         check = torch.randn(batch_size + 1, 3, num_frames, crop_size, crop_size, generator=generator)
         diff = float((reloaded(check) - model(check)).abs().max())

@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 import torch
 from fvcore.common.config import CfgNode
 
+from rs3d.checkpoint import load_checkpoint, load_weights
 from rs3d.config import config_from_text, load_config
 from rs3d.data.annotations import VideoRecord, load_class_names
 from rs3d.data.build import ClipNormalizer, backends, clip_spec
 from rs3d.data.dataset import TestClipDataset
 from rs3d.data.decoders import VideoDecodeError
 from rs3d.data.transforms import TestClipTransform
-from rs3d.engine.checkpoint import load_checkpoint
-from rs3d.engine.setup import autocast, autocast_dtype, load_weights
 from rs3d.evaluation import aggregate_views
 from rs3d.inference.windows import sliding_windows
 from rs3d.models import build_model
+from rs3d.utils.precision import autocast, autocast_dtype
 
 logger = logging.getLogger(__name__)
 

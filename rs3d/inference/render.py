@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import bisect
-import os
 
 import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from rs3d.data.decoders import VideoDecodeError
+from rs3d.utils.atomic import atomic_path
 
 
 def label_lines(timeline: list[dict], whole: list[tuple[str, float]], seconds: float, k: int = 3) -> list[str]:
@@ -36,10 +36,9 @@ def draw_lines(frame: np.ndarray, lines: list[str]) -> np.ndarray:
 
 def render_video(src: str, dst: str, timeline: list[dict], whole: list[tuple[str, float]]) -> int:
     """Re-encode ``src`` to ``dst`` (H.264, same fps, even size) with labels drawn; atomic; returns frames written."""
-    tmp = f"{dst}.partial.mp4"
     written = 0
     try:
-        with av.open(src) as source, av.open(tmp, "w") as target:
+        with atomic_path(dst) as tmp, av.open(src) as source, av.open(tmp, "w", format="mp4") as target:
             stream = source.streams.video[0]
             rate = stream.average_rate or 30
             out = target.add_stream("libx264", rate=rate)
@@ -54,9 +53,6 @@ def render_video(src: str, dst: str, timeline: list[dict], whole: list[tuple[str
                 written += 1
             for packet in out.encode():
                 target.mux(packet)
-        os.replace(tmp, dst)
     except (av.error.FFmpegError, OSError) as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise VideoDecodeError(src, f"cannot render: {exc}") from None
     return written

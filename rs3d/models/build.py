@@ -9,7 +9,7 @@ from torch import nn
 
 from rs3d.config.loader import ConfigError
 from rs3d.models.baselines import PYTORCHVIDEO_ARCHS, build_pytorchvideo_model
-from rs3d.models.resnet3d import RS_BLOCKS, STAGE_WIDTHS, ResNet3D
+from rs3d.models.resnet3d import RS_BLOCKS, ResNet3D, stage_widths
 
 _BUILDERS: dict[str, Callable[[CfgNode], nn.Module]] = {}
 
@@ -44,7 +44,7 @@ def _build_resnet3d(cfg: CfgNode) -> ResNet3D:
         blocks = list(RS_BLOCKS[r.DEPTH])
     else:
         raise ConfigError(f"MODEL.RESNET3D.DEPTH: {r.DEPTH} is not one of {sorted(RS_BLOCKS)} (or set BLOCKS)")
-    widths = [max(1, int(round(w * r.WIDTH_MULTIPLIER))) for w in STAGE_WIDTHS[: len(blocks)]]
+    widths = stage_widths(r.WIDTH_MULTIPLIER, len(blocks))
     try:
         return ResNet3D(
             blocks=blocks,

@@ -44,12 +44,29 @@ RS_BLOCKS: dict[int, tuple[int, int, int, int]] = {
 R3D50_TEMPORAL_KERNELS = ((3, 3, 3), (3, 1, 3, 1), (3, 1, 3, 1, 3, 1), (1, 3, 1))
 
 
+def stage_widths(width_multiplier: float = 1.0, num_stages: int = len(STAGE_WIDTHS)) -> list[int]:
+    """Bottleneck widths of the first ``num_stages`` stages scaled by ``width_multiplier`` (rounded, at least 1):
+    the one rounding rule for width scaling, used by the config builder and :func:`resnet3d_rs` alike."""
+    return [max(1, int(round(w * width_multiplier))) for w in STAGE_WIDTHS[:num_stages]]
+
+
 def _bn(channels: int, eps: float, momentum: float) -> nn.BatchNorm3d:
     return nn.BatchNorm3d(channels, eps=eps, momentum=momentum)
 
 
 class Stem(nn.Module):
-    """Stem "v0" ([kt,7,7] conv) or "v1" (ResNet-D: three 3x3 convs), then a max-pool or a strided conv."""
+    """Stem "v0" ([kt,7,7] conv) or "v1" (ResNet-D: three 3x3 convs), then a max-pool or a strided conv.
+
+    Args:
+        in_channels: input channels.
+        width: output channels (the v1 stem's first two convs use ``width // 2``).
+        stem_type: ``"v0"`` or ``"v1"``.
+        temporal_kernel, temporal_stride: of the first conv (its spatial stride is 2).
+        pool: ``"max"`` (TF) or ``"conv"`` (timm's strided conv + BN + ReLU).
+        pool_temporal_stride: 1 (a ``[1, 3, 3]`` pool) or 2 (``[3, 3, 3]``); spatial stride 2 either way.
+        padding: ``"torch"`` or ``"tf"`` ("SAME").
+        bn_eps, bn_momentum: BatchNorm settings (PyTorch momentum convention).
+    """
 
     def __init__(
         self,
@@ -135,7 +152,20 @@ def make_shortcut(
 
 class Bottleneck3d(nn.Module):
     """[kt,1,1] conv -> [1,3,3] conv (spatial stride) -> 1x1x1 conv to 4f, then self-gating, SE,
-    stochastic depth, + shortcut, ReLU (TF ``BottleneckBlock3D`` order)."""
+    stochastic depth, + shortcut, ReLU (TF ``BottleneckBlock3D`` order).
+
+    Args:
+        in_channels: input channels.
+        width: bottleneck width f; the block outputs ``4 * f`` channels.
+        temporal_kernel, temporal_stride: of the first (``[kt, 1, 1]``) conv.
+        spatial_stride: of the ``[1, 3, 3]`` conv.
+        se_ratio: squeeze-excitation ratio (0: no SE).
+        self_gating: add a self-gating unit before SE.
+        drop_path_rate: stochastic-depth probability of dropping the residual branch.
+        shortcut: ``"tf"`` or ``"avg_down"`` (see :func:`make_shortcut`).
+        padding: ``"torch"`` or ``"tf"``.
+        bn_eps, bn_momentum: BatchNorm settings.
+    """
 
     def __init__(
         self,
@@ -195,7 +225,36 @@ def per_block_kernels(
 
 
 class ResNet3D(nn.Module):
-    """3D ResNet / ResNet-RS classifier: stem, four bottleneck stages, global average pool, dropout, linear."""
+    """3D ResNet / ResNet-RS classifier: stem, bottleneck stages, global average pool, dropout, linear.
+
+    The defaults build R3D-RS-50 as TF Model Garden does; :func:`resnet3d_rs` and :func:`resnet3d_r50_baseline`
+    name the published variants. Input ``(N, in_channels, T, H, W)`` float clips, output ``(N, num_classes)``.
+
+    Args:
+        blocks: bottleneck blocks per stage (ResNet-RS depths: :data:`RS_BLOCKS`).
+        widths: bottleneck width of each stage; a block outputs ``4 * width`` channels.
+        num_classes: size of the classifier.
+        in_channels: input channels (3 for RGB).
+        stem_type: ``"v1"`` the ResNet-RS deep stem (three 3x3 convs, widths ``stem_width/2, stem_width/2,
+            stem_width``) or ``"v0"`` one ``[kt, 7, 7]`` conv.
+        stem_width: stem output channels (64).
+        stem_temporal_kernel: temporal kernel of the first stem conv (5).
+        stem_temporal_stride: temporal stride of the first stem conv (2 halves the frames).
+        stem_pool: ``"max"`` (TF's 3x3 max-pool) or ``"conv"`` (timm's strided 3x3 conv + BN + ReLU).
+        pool_temporal_stride: temporal stride of the stem pool (1; 2 makes it a ``[3, 3, 3]`` pool).
+        temporal_kernels: temporal kernel of each block's first conv: one int per stage, or a list per stage
+            with one value per block.
+        temporal_strides: temporal stride of each stage's first block.
+        spatial_strides: spatial stride of each stage's first block (1, 2, 2, 2).
+        se_ratio: squeeze-excitation bottleneck ratio (0 disables SE).
+        self_gating: a self-gating unit on the last block of each stage (TF 3D ResNet-RS).
+        shortcut: ``"tf"`` (projection or strided max-pool) or ``"avg_down"`` (ResNet-D average pool, as timm).
+        drop_path_rate: stochastic-depth rate; stage ``i`` (0-based) uses ``rate * (i + 2) / 5``.
+        dropout_rate: dropout before the classifier.
+        padding: ``"torch"`` (symmetric) or ``"tf"`` (TF "SAME", needed for numerical parity with TF weights).
+        bn_eps: BatchNorm epsilon.
+        bn_momentum: BatchNorm momentum in PyTorch's convention (1 - Keras momentum).
+    """
 
     def __init__(
         self,
@@ -285,8 +344,7 @@ def resnet3d_rs(depth: int = 50, width_multiplier: float = 1.0, **kwargs) -> Res
     """3D ResNet-RS at a paper depth (TF ``resnet_3d_rs`` defaults: deep stem, SE 0.25, self-gating, kt 1,1,3,3)."""
     if depth not in RS_BLOCKS:
         raise ValueError(f"depth must be one of {sorted(RS_BLOCKS)}, got {depth}")
-    widths = [int(round(w * width_multiplier)) for w in STAGE_WIDTHS]
-    return ResNet3D(blocks=RS_BLOCKS[depth], widths=widths, **kwargs)
+    return ResNet3D(blocks=RS_BLOCKS[depth], widths=stage_widths(width_multiplier), **kwargs)
 
 
 def resnet3d_r50_baseline(**kwargs) -> ResNet3D:

@@ -1,6 +1,6 @@
 """Side-by-side comparison of configs on this device: size, FLOPs, speed, memory and (from run dirs) accuracy.
 
-Speed rows are timed in fresh processes (see ``rs3d.utils.benchmark``); accuracy comes from a finished run's
+Speed rows are timed in fresh processes (see ``rs3d.studies.speed``); accuracy comes from a finished run's
 ``metrics.jsonl`` (single view, EMA when present) and ``test_<split>.json`` (multi-view).
 """
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from rs3d.config import load_config
 from rs3d.models import build_model
-from rs3d.utils.benchmark import SpeedSetting, build_for_clip, time_in_subprocess
+from rs3d.studies.speed import SpeedSetting, build_for_clip, time_in_subprocess
+from rs3d.utils.atomic import atomic_open, atomic_path
 from rs3d.utils.complexity import count_gflops, count_parameters
 
 COLUMNS = ["model", "params (M)", "GFLOPs/view", "infer clips/s b1", "infer clips/s max", "max batch",
@@ -117,18 +118,15 @@ def plot_speed_accuracy(rows: list[dict], path: str, accuracy_key: str = "top-1 
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    tmp = f"{path}.partial.png"
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)
     return True
 
 
 def write_csv(rows: list[dict], path: str) -> None:
     """The comparison as CSV, one row per model (atomic)."""
-    tmp = f"{path}.partial"
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path) as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)

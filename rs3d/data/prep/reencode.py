@@ -24,8 +24,15 @@ from fractions import Fraction
 from types import SimpleNamespace
 
 from rs3d.data.annotations import VideoRecord, is_kinetics_csv
-from rs3d.data.checks import run_in_pool, split_class_names
-from rs3d.data.decoders import VideoDecodeError, VideoInfo, _first_line, _rotate, probe_video
+from rs3d.data.decoders import (
+    VideoDecodeError,
+    VideoInfo,
+    _first_line,
+    _rotate,
+    probe_video,
+)
+from rs3d.data.prep.checks import run_in_pool, split_class_names
+from rs3d.utils.atomic import atomic_path
 
 # Containers that hold H.264 by extension; any other name gets MP4 bytes (readers sniff the content).
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -68,17 +75,15 @@ def reencode_video(src: str, dst: str, short_side: int = 256, keyframe_interval:
         raise ValueError(f"keyframe interval {keyframe_interval} is odd: skippable odd frames need an even one")
     start = time.perf_counter()
     folder, name = os.path.split(os.path.abspath(dst))
-    for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.partial")):
+    for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.tmp*")):
         os.remove(stale)  # left by a killed run
     info = probe_video(src)  # VideoDecodeError for missing, empty, non-video and undecodable files
     height, width = output_size(info.height, info.width, short_side)
     stored = (width, height) if info.rotation in (90, 270) else (height, width)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.partial")
     container_format = _FORMATS.get(os.path.splitext(name)[1].lower(), "mp4")
     frames = 0
-    try:
-        options = {"movflags": "+faststart"} if container_format in ("mp4", "mov") else {}
+    options = {"movflags": "+faststart"} if container_format in ("mp4", "mov") else {}
+    with atomic_path(dst, fsync=False) as tmp:
         with av.open(src) as source, av.open(tmp, "w", format=container_format, options=options) as target:
             video = source.streams.video[0]
             video.thread_count = 1  # the pool parallelises over videos
@@ -105,10 +110,6 @@ def reencode_video(src: str, dst: str, short_side: int = 256, keyframe_interval:
             target.mux(stream.encode())
         if not frames:
             raise VideoDecodeError(src, "no frame could be decoded")
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return {"src": src, "dst": dst, "frames": frames, "declared_frames": info.num_frames, "fps": float(rate),
             "height": height, "width": width, "src_height": info.height, "src_width": info.width,
             "rotation": info.rotation, "src_bytes": os.path.getsize(src), "dst_bytes": os.path.getsize(dst),

@@ -38,8 +38,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import av
 import numpy as np
+
+from rs3d.utils.atomic import atomic_path, atomic_write_text
+from rs3d.utils.video_writer import write_h264
 
 TOY_CLASSES: tuple[str, ...] = ("move_left", "move_right", "move_up", "move_down",
                                 "rotate_clockwise", "rotate_anticlockwise", "grow", "shrink")
@@ -153,26 +155,9 @@ def render_toy_clip(label: int, rng: np.random.Generator, num_frames: int = 48, 
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 30) -> None:
-    """Encode (T, H, W, 3) uint8 RGB frames as H.264/yuv420p mp4, via a temp file so readers never see half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height = frames.shape[2], frames.shape[1]
-            stream.pix_fmt = "yuv420p"
-            # One thread (the dataset parallelises over videos); x264's macroblock-tree rate control is not
-            # reproducible run to run, so it is off: same frames -> same bytes.
-            stream.codec_context.options = {"crf": "18", "preset": "veryfast", "threads": "1",
-                                            "x264-params": "mbtree=0"}
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame),
-                                                                       format="rgb24")))
-            container.mux(stream.encode())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Encode (T, H, W, 3) uint8 RGB frames as a toy H.264 mp4, atomically. One thread (the dataset
+    parallelises over videos) and x264's macroblock-tree rate control off, so the same frames give the same bytes."""
+    write_h264(path, frames, fps, crf=18, preset="veryfast", threads=1, x264_params="mbtree=0")
 
 
 def _params(*, train_per_class: int = 40, val_per_class: int = 10, test_per_class: int = 10,
@@ -190,13 +175,6 @@ def _make_one(job: tuple) -> None:
     write_video(path, render_toy_clip(label, rng, num_frames, height, width), fps)
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a small text file atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def generate_toy_dataset(root: str | os.PathLike, *, train_per_class: int = 40, val_per_class: int = 10,
                          test_per_class: int = 10, num_frames: int = 48, height: int = 120, width: int = 160,
                          fps: int = 30, seed: int = 0, workers: int | None = None) -> dict:
@@ -209,32 +187,33 @@ def generate_toy_dataset(root: str | os.PathLike, *, train_per_class: int = 40, 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / ".complete").unlink(missing_ok=True)  # an interrupted run leaves no marker, so it is redone
-    staging = root / ".videos.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    jobs, rows = [], {split: [] for split in SPLITS}
-    for split_id, split in enumerate(SPLITS):
-        for label, name in enumerate(TOY_CLASSES):
-            for index in range(params[f"{split}_per_class"]):
-                rel = f"videos/{split}/{name}/{name}_{index:05d}.mp4"
-                rows[split].append(f"{rel} {label}\n")
-                jobs.append((staging / rel.split("/", 1)[1], seed, split_id, label, index,
-                             num_frames, height, width, fps))
-    workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
-    if workers > 1:
-        # fork: workers start at once (no re-import); elsewhere the platform default.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-        with multiprocessing.get_context(method).Pool(workers) as pool:
-            pool.map(_make_one, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
-    else:
-        for job in jobs:
-            _make_one(job)
-    staging.mkdir(exist_ok=True)
-    shutil.rmtree(root / "videos", ignore_errors=True)
-    os.replace(staging, root / "videos")
+    for stale in root.glob(".videos.*.tmp"):  # left by a run killed mid-way
+        shutil.rmtree(stale, ignore_errors=True)
+    rows: dict[str, list[str]] = {split: [] for split in SPLITS}
+    with atomic_path(root / "videos", fsync=False) as staging_name:  # the whole folder appears in one rename
+        staging = Path(staging_name)
+        jobs = []
+        for split_id, split in enumerate(SPLITS):
+            for label, name in enumerate(TOY_CLASSES):
+                for index in range(params[f"{split}_per_class"]):
+                    rel = f"videos/{split}/{name}/{name}_{index:05d}.mp4"
+                    rows[split].append(f"{rel} {label}\n")
+                    jobs.append((staging / rel.split("/", 1)[1], seed, split_id, label, index,
+                                 num_frames, height, width, fps))
+        workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
+        if workers > 1:
+            # fork: workers start at once (no re-import); elsewhere the platform default.
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+            with multiprocessing.get_context(method).Pool(workers) as pool:
+                pool.map(_make_one, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
+        else:
+            for job in jobs:
+                _make_one(job)
+        staging.mkdir(exist_ok=True)
     for split in SPLITS:
-        _write_text(root / f"{split}.csv", "".join(rows[split]))
-    _write_text(root / "classnames.json", json.dumps({n: i for i, n in enumerate(TOY_CLASSES)}, indent=1) + "\n")
-    _write_text(root / ".complete", json.dumps(params, indent=1) + "\n")  # last: marks the dataset complete
+        atomic_write_text(root / f"{split}.csv", "".join(rows[split]))
+    atomic_write_text(root / "classnames.json", json.dumps({n: i for i, n in enumerate(TOY_CLASSES)}, indent=1) + "\n")
+    atomic_write_text(root / ".complete", json.dumps(params, indent=1) + "\n")  # last: marks the dataset complete
     seconds = time.perf_counter() - start
     return {"root": str(root), "counts": {split: len(rows[split]) for split in SPLITS}, "videos": len(jobs),
             "workers": workers, "seconds": round(seconds, 2)}

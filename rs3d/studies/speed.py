@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from rs3d.utils.runtime import cpu_peak_memory_mb
 
 
 @dataclass(frozen=True)
@@ -48,19 +49,6 @@ def build_for_clip(config_path: str, opts: list[str], frames: int, crop: int) ->
 
     sized = [*opts, "DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(crop)]
     return build_model(load_config(config_path, sized))
-
-
-def cpu_peak_memory_mb() -> float:
-    """Peak resident memory of this process. Linux's VmHWM belongs to this process image alone; ru_maxrss would
-    also carry the parent's peak across the fork that starts a spawned process."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _sync(device: torch.device) -> None:

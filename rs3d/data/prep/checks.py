@@ -36,6 +36,7 @@ from rs3d.data.decoders import (
     _first_line,
     probe_video,
 )
+from rs3d.utils.atomic import atomic_open
 from rs3d.utils.tables import markdown_table
 
 UNREADABLE = ("missing", "empty", "not_video", "audio_only", "undecodable", "truncated", "crashed")
@@ -161,7 +162,7 @@ def pool_context() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["rs3d.data.checks", "rs3d.data.reencode"])
+    context.set_forkserver_preload(["rs3d.data.prep.checks", "rs3d.data.prep.reencode"])
     return context
 
 
@@ -203,11 +204,8 @@ def write_csv_subset(csv_path: str, records: Sequence[VideoRecord], out_path: st
     with open(csv_path, encoding="utf-8") as f:
         lines = [line if line.endswith("\n") else line + "\n"
                  for number, line in enumerate(f, start=1) if number <= header or number in keep]
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = f"{out_path}.{os.getpid()}.partial"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(out_path) as f:
         f.writelines(lines)
-    os.replace(tmp, out_path)
     return len(lines) - header
 
 

@@ -6,8 +6,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from rs3d.data import ClipNormalizer, SkipTracker
-from rs3d.engine.setup import autocast
-from rs3d.evaluation import ClassificationMeter, aggregate_views, forward_views
+from rs3d.evaluation.metrics import ClassificationMeter
+from rs3d.evaluation.multiview import aggregate_views, forward_views
+from rs3d.utils.precision import autocast
 
 
 @torch.no_grad()

@@ -1,56 +1,14 @@
-"""Run setup shared by training, testing and tools: seeding, determinism, precision, loading weights."""
+"""Loading a checkpoint's weights into a model: rs3d checkpoints (EMA preferred), PySlowFast / pytorchvideo
+model-zoo files and bare state dicts; tensors of another shape (a new head) keep their fresh initialisation."""
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import random
 
-import numpy as np
-import torch
 from torch import nn
 
-from rs3d.engine.checkpoint import CheckpointError, load_checkpoint
+from rs3d.checkpoint.io import CheckpointError, load_checkpoint
 
 logger = logging.getLogger(__name__)
-
-PRECISIONS = ("auto", "bf16", "fp16", "off")
-
-
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed python, numpy and torch; optionally require deterministic kernels."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    elif torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True
-
-
-def limit_cpu_threads(num_workers: int, processes_per_machine: int = 1) -> int:
-    """On CPU, leave one core per loader worker: oversubscribed OpenMP threads spin and can slow steps 10x."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // max(1, processes_per_machine) - num_workers)
-    torch.set_num_threads(threads)
-    return threads
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for TRAIN.MIXED_PRECISION ("auto": bf16 on GPU, none on CPU)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"TRAIN.MIXED_PRECISION must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[precision]
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """Autocast context for ``dtype`` (a no-op context when None)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def exported_state(checkpoint: dict) -> dict:

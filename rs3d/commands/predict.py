@@ -8,10 +8,11 @@ import json
 import os
 import sys
 
+from rs3d.commands import base as cli
 from rs3d.data.decoders import VideoDecodeError
 from rs3d.inference.predictor import Prediction, Predictor
 from rs3d.inference.render import render_video
-from rs3d.utils import cli
+from rs3d.utils.atomic import atomic_open
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 
@@ -32,8 +33,9 @@ def expand_paths(items: list[str]) -> list[str]:
 
 def write_results(path: str, predictions: list[Prediction]) -> None:
     """JSON (list of objects) or CSV (one row per video and rank; timeline rows carry their window)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    if not path.endswith((".json", ".csv")):
+        raise ValueError(f"{path}: --output must end in .json or .csv")
+    with atomic_open(path) as f:
         if path.endswith(".json"):
             json.dump([p.to_dict() for p in predictions], f, indent=1)
         elif path.endswith(".csv"):
@@ -47,9 +49,6 @@ def write_results(path: str, predictions: list[Prediction]) -> None:
                 for w in p.timeline:
                     for rank, top in enumerate(w["top"], start=1):
                         writer.writerow([p.path, w["start"], w["end"], rank, top["name"], f"{top['prob']:.6f}", ""])
-        else:
-            raise ValueError(f"{path}: --output must end in .json or .csv")
-    os.replace(tmp, path)
 
 
 def render_all(target: str, predictions: list[Prediction]) -> None:
@@ -117,3 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 def console_main() -> None:
     """Entry point of the ``rs3d-predict`` console command."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    console_main()

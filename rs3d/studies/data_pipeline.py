@@ -1,5 +1,5 @@
 """Data-pipeline throughput per DataLoader worker: the rs3d datasets against raw decord, pytorchvideo and per-view
-decoding, on Kinetics-like videos as stored (GOP 250) and as prepared by :func:`rs3d.data.reencode.reencode_video`.
+decoding, on Kinetics-like videos as stored (GOP 250) and as prepared by :func:`rs3d.data.prep.reencode.reencode_video`.
 
 Every measurement is single-threaded (``torch.set_num_threads(1)``, decord ``num_threads=1``), as one worker runs.
 The machine is noisy, so pipelines that are compared run side by side: the train pipelines take turns clip by clip
@@ -42,6 +42,7 @@ from rs3d.data.dataset import TestClipDataset, TrainClipDataset
 from rs3d.data.sampling import ClipSpec, clip_indices, merge_indices, uniform_starts
 from rs3d.data.transforms import TestClipTransform, TrainClipTransform
 from rs3d.utils.tables import markdown_table
+from rs3d.utils.video_writer import write_h264
 
 
 @dataclass(frozen=True)
@@ -149,26 +150,6 @@ def render_video(seed: int, num_frames: int = 300, height: int = 256, width: int
     return out
 
 
-def write_h264(path: str | os.PathLike, frames: np.ndarray, fps: int = 30) -> None:
-    """Encode RGB frames as H.264 mp4 with libx264's defaults (preset medium, CRF 23, GOP 250), atomically."""
-    import av
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.height, stream.width = frames.shape[1:3]
-            stream.pix_fmt = "yuv420p"
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-            container.mux(stream.encode())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def keyframe_count(path: str | os.PathLike) -> int:
     """Number of keyframes in the first video stream (demuxes packets, decodes nothing)."""
     import av
@@ -185,7 +166,7 @@ def ensure_videos(data_dir: str | os.PathLike, count: int, seconds: float = 10.0
     """Originals ``data_dir/original/*.mp4`` (``count`` generated ``video_<i>_<W>x<H>.mp4``; 0 = every mp4 there)
     and their re-encoded copies ``data_dir/prepared_<short side>_k<keyframe interval>_<tune>[_skipodd]/*.mp4``
     (the defaults of prepare_dataset.py); existing files are reused."""
-    from rs3d.data.reencode import reencode_video
+    from rs3d.data.prep.reencode import reencode_video
 
     original_dir = Path(data_dir) / "original"
     prepared_dir = Path(data_dir) / (f"prepared_{short_side}_k{keyframe_interval}_{tune or 'plain'}"
@@ -432,7 +413,11 @@ def _pytorchvideo_child(paths: list[str], seed: int, setting: BenchSetting, fps:
         torch.manual_seed(seed)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
-            from pytorchvideo.data import LabeledVideoDataset, RandomClipSampler, encoded_video
+            from pytorchvideo.data import (
+                LabeledVideoDataset,
+                RandomClipSampler,
+                encoded_video,
+            )
             from pytorchvideo.data.encoded_video_decord import EncodedVideoDecord
 
         class OneThreadDecord(EncodedVideoDecord):

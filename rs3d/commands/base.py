@@ -1,0 +1,50 @@
+"""What every command shares: the ``--cfg FILE [KEY VALUE ...]`` argument style, logging, and turning bad user
+input into one ``error: ...`` line (exit status 2; 3 for a run that stopped itself, e.g. on a NaN loss) instead
+of a traceback."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from fvcore.common.config import CfgNode
+
+from rs3d.config import load_config
+from rs3d.utils.errors import RunStoppedError, UserInputError
+
+
+def run(main: Callable[[], int | None]) -> None:
+    """Call ``main()`` and exit with its status; errors caused by the user's input become one line."""
+    try:
+        code = main()
+    except (UserInputError, RunStoppedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+def make_parser(doc: str | None, prog: str | None = None) -> argparse.ArgumentParser:
+    """A parser whose help shows the command's module docstring verbatim."""
+    return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--cfg FILE`` and trailing ``KEY VALUE`` overrides, as in ``rs3d-train --cfg X.yaml SOLVER.BASE_LR 0.4``."""
+    parser.add_argument("--cfg", required=required, metavar="FILE", help="config file (YAML, may use _BASE_)")
+    add_opts_argument(parser)
+
+
+def add_opts_argument(parser: argparse.ArgumentParser) -> None:
+    """Trailing ``KEY VALUE`` config overrides, applied after the YAML file."""
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
+                        help="config overrides as KEY VALUE pairs, applied after the config file")
+
+
+def parse_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> tuple[argparse.Namespace,
+                                                                                              CfgNode]:
+    """Parse the command line and load ``--cfg`` with the trailing overrides."""
+    args = parser.parse_args(argv)
+    return args, load_config(args.cfg, args.opts)

@@ -1,0 +1,80 @@
+"""Scan a split for missing, unreadable, truncated, too-short and odd videos; write a cleaned CSV.
+
+    python tools/check_dataset.py data/kinetics400 --split train --num-frames 32 --sampling-rate 2 --workers 16
+    python tools/check_dataset.py data/kinetics400 --split val --drop-short --out /tmp/val.clean.csv
+
+Reads DATA_DIR/<split>.csv (PySlowFast "path label" or official Kinetics). The cleaned CSV (default
+DATA_DIR/<split>.clean.csv) keeps the input's lines verbatim for readable videos only; --drop-short also drops
+videos shorter than one clip, (NUM_FRAMES - 1) * SAMPLING_RATE + 1 frames. Exit status 0 even when problems
+are found (this is a report), 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from rs3d.commands import base as cli
+from rs3d.data.annotations import AnnotationError
+from rs3d.data.metadata import metadata_path, save_metadata
+from rs3d.data.prep.checks import (
+    check_split,
+    format_report,
+    progress_printer,
+    read_split,
+    write_csv_subset,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data_dir", help="dataset folder holding <split>.csv")
+    parser.add_argument("--split", default="train", help="which <split>.csv to check")
+    parser.add_argument("--num-frames", type=int, default=32, help="frames per clip (DATA.NUM_FRAMES)")
+    parser.add_argument("--sampling-rate", type=int, default=2, help="stride between frames (DATA.SAMPLING_RATE)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: os.cpu_count())")
+    parser.add_argument("--out", default=None, help="cleaned CSV (default: DATA_DIR/<split>.clean.csv)")
+    parser.add_argument("--drop-short", action="store_true", help="also drop videos shorter than one clip")
+    parser.add_argument("--no-decode", action="store_true", help="only open and index, skip test decodes (faster)")
+    parser.add_argument("--show", type=int, default=5, help="videos listed per problem category")
+    parser.add_argument("--kinetics-path-format", default=None, help="file of an official Kinetics CSV row "
+                        "(default: DATA.KINETICS_PATH_FORMAT's default)")
+    args = parser.parse_args()
+    if args.num_frames < 1 or args.sampling_rate < 1:
+        parser.error("--num-frames and --sampling-rate must be >= 1")
+    return args
+
+
+def main() -> int:
+    """Check every video of the split, print the report, write the cleaned CSV."""
+    args = parse_args()
+    try:
+        records = read_split(args.data_dir, args.split, args.kinetics_path_format)
+    except AnnotationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    csv_path = os.path.join(args.data_dir, f"{args.split}.csv")
+    min_frames = (args.num_frames - 1) * args.sampling_rate + 1
+    print(f"checking {len(records)} videos of {csv_path} (one clip spans {min_frames} frames)", flush=True)
+    checks = check_split(records, args.workers, min_frames, decode=not args.no_decode,
+                         progress=progress_printer(args.split))
+    print(format_report(checks, args.show))
+    keep = [r for r, c in zip(records, checks) if c.readable and not (args.drop_short and c.status == "too_short")]
+    out = args.out or os.path.join(args.data_dir, f"{args.split}.clean.csv")
+    write_csv_subset(csv_path, keep, out)
+    print(f"\nwrote {out}: {len(keep)} of {len(records)} videos")
+    meta = metadata_path(args.data_dir, args.split)
+    count = save_metadata(meta, checks)
+    print(f"wrote {meta}: stream facts of {count} videos (the loaders use them instead of probing each video)")
+    return 0
+
+
+def console_main() -> None:
+    """Entry point of the ``rs3d-check-data`` console command (same as tools/check_dataset.py)."""
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,26 @@
+"""The batch a clip loader yields (``collate_clips``), declared so every consumer reads the same keys."""
+from __future__ import annotations
+
+from typing import TypedDict
+
+from torch import Tensor
+
+
+class ClipBatch(TypedDict, total=False):
+    """One loader batch.
+
+    Keys:
+        video: uint8 clips. Training ``(N * K, 3, T, H, W)`` (K clips per video, flattened); testing
+            ``(N, V, 3, T, H, W)`` with V views per video.
+        label: int64 class per row of ``video``.
+        index: int64 position of each row's video in the dataset (its annotation order).
+        failures: ``(path, reason)`` of every video that could not be decoded while making this batch (training
+            replaced them by other videos; testing marks them invalid).
+        valid: testing only, bool per video: False where the video could not be decoded (its clips are zeros).
+    """
+
+    video: Tensor
+    label: Tensor
+    index: Tensor
+    failures: list[tuple[str, str]]
+    valid: Tensor

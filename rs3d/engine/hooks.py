@@ -1,0 +1,180 @@
+"""Training hooks: the pieces of a run that happen around the optimisation loop (EMA, precise BN, validation,
+checkpoints, the progress line, metric files). The loop in :mod:`rs3d.engine.trainer` only calls them, so adding
+a profiler, another logger or a preemption handler is a new hook, not an edit of the loop.
+
+Each hook receives plain arguments when built (``Trainer.build_hooks`` translates the config) and reaches the run
+through ``self.trainer``, set by :meth:`TrainerBase.register_hooks`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import TYPE_CHECKING
+
+import torch
+
+from rs3d.checkpoint import CheckpointManager, save_atomic
+from rs3d.engine.monitor import format_eta
+from rs3d.evaluation.evaluator import evaluate
+from rs3d.utils.precision import autocast
+from rs3d.utils.runtime import memory_mb
+
+if TYPE_CHECKING:
+    from rs3d.engine.trainer import Trainer
+
+logger = logging.getLogger("rs3d")
+
+
+class HookBase:
+    """Override the moments you need; every method is a no-op by default.
+
+    Order within one moment is the order of registration. ``after_step`` runs after every loader batch
+    (micro-batch); ``trainer.stepped`` says whether that batch ended with an optimizer step.
+    """
+
+    trainer: Trainer
+
+    def before_train(self) -> None:
+        pass
+
+    def after_train(self) -> None:
+        pass
+
+    def before_epoch(self) -> None:
+        pass
+
+    def after_epoch(self) -> None:
+        pass
+
+    def before_step(self) -> None:
+        pass
+
+    def after_step(self) -> None:
+        pass
+
+
+def is_period(count: int, period: int, last: bool = False) -> bool:
+    """True every ``period`` counts (1-based) and at the last one."""
+    return last or (period > 0 and count % period == 0)
+
+
+class EMAHook(HookBase):
+    """Blend the weights into the EMA after every optimizer step."""
+
+    def after_step(self) -> None:
+        if self.trainer.stepped and self.trainer.ema is not None:
+            self.trainer.ema.update(self.trainer.model)
+
+
+class PreciseBNHook(HookBase):
+    """Recompute BN statistics over ``num_batches`` training batches before each evaluation (fvcore's
+    ``update_bn_stats``), so validation sees population statistics rather than the last batches' running mean."""
+
+    def __init__(self, num_batches: int, eval_period: int):
+        self.num_batches, self.eval_period = num_batches, eval_period
+
+    def after_epoch(self) -> None:
+        t = self.trainer
+        if is_period(t.epoch + 1, self.eval_period, t.is_last_epoch):
+            self.update_bn_stats()
+
+    def update_bn_stats(self) -> None:
+        """Replace the model's BN running statistics by their average over ``num_batches`` training batches."""
+        from fvcore.nn.precise_bn import update_bn_stats
+
+        t = self.trainer
+
+        def inputs():
+            for batch in t.train_loader:
+                yield t.normalizer(batch["video"])
+
+        with torch.no_grad(), autocast(t.device, t.amp_dtype):
+            update_bn_stats(t.model, inputs(), self.num_batches)
+
+
+class EvalHook(HookBase):
+    """Single-view validation of the raw model and of the EMA model every ``period`` epochs and at the end;
+    results go into the epoch summary (``val_top1``, ``val_ema_top1``...) and the metrics files."""
+
+    def __init__(self, period: int):
+        self.period = period
+
+    def after_epoch(self) -> None:
+        t = self.trainer
+        if not is_period(t.epoch + 1, self.period, t.is_last_epoch):
+            return
+        result = {}
+        models = [("val", t.model)] + ([("val_ema", t.ema.module)] if t.ema else [])
+        for name, model in models:
+            summary = evaluate(model, t.val_loader, t.normalizer, t.amp_dtype, skips=t.skips).summary()
+            result.update({f"{name}_{k}": v for k, v in summary.items() if k != "num_videos"})
+            t.monitor.scalars(t.step, summary, name)
+        text = " ".join(f"{k} {v:.2f}" for k, v in result.items() if "top" in k or "loss" in k)
+        t.monitor.line(f"epoch {t.epoch + 1} validation: {text}")
+        t.epoch_summary.update(result)
+
+
+class CheckpointHook(HookBase):
+    """Epoch checkpoints every ``period`` epochs and at the end (the last ``keep_last`` kept, plus the best by
+    validation top-1, EMA preferred), and ``model_final.pyth`` with the exported weights when training ends.
+    Only the main process writes."""
+
+    def __init__(self, manager: CheckpointManager, period: int, final_path: str):
+        self.manager, self.period, self.final_path = manager, period, final_path
+
+    def after_epoch(self) -> None:
+        t = self.trainer
+        summary = t.epoch_summary
+        score = summary.get("val_ema_top1", summary.get("val_top1", -math.inf))
+        is_best = score > t.best
+        t.best = max(t.best, score)
+        if t.dist.is_main and is_period(t.epoch + 1, self.period, t.is_last_epoch):
+            self.manager.save(t.epoch + 1, t.state_dict(t.epoch + 1), is_best)
+
+    def after_train(self) -> None:
+        if self.trainer.dist.is_main:
+            save_atomic(self.trainer.export_state(), self.final_path)
+
+
+class ProgressHook(HookBase):
+    """Every ``period`` loader batches (and at an epoch's last): loss, LR, top-1, data vs step time, clips/s, ETA
+    and peak memory, as a line (a live progress line on a terminal) and as ``train`` metrics; at the end of an
+    epoch, the epoch's mean loss and top-1 as ``train_epoch`` metrics."""
+
+    def __init__(self, period: int):
+        self.period = period
+
+    def before_epoch(self) -> None:
+        self.tic = time.perf_counter()
+
+    def before_step(self) -> None:
+        self.trainer.meters["data_time"].update(time.perf_counter() - self.tic)
+
+    def after_step(self) -> None:
+        t = self.trainer
+        meters = t.meters
+        meters["step_time"].update(time.perf_counter() - self.tic)
+        self.tic = time.perf_counter()
+        i, total = t.iter, t.iters_per_epoch
+        if not is_period(i + 1, self.period, i + 1 == total):
+            return
+        t.check_finite()
+        loss, accuracy = t.epoch_means()
+        data_time, step_time = meters["data_time"].avg, meters["step_time"].avg
+        clips_per_s = t.batch_size * t.dist.world_size / max(step_time, 1e-9)
+        remaining = (t.max_epoch - t.epoch - 1) * total + (total - i - 1)
+        values = {"loss": loss, "lr": t.optimizer.param_groups[0]["lr"], "top1": 100.0 * accuracy,
+                  "data_time": data_time, "step_time": step_time, "clips_per_s": clips_per_s,
+                  "memory_mb": memory_mb(t.device)}
+        t.monitor.scalars(t.step, {"epoch": t.epoch + 1, "iter": i + 1, **values}, "train")
+        t.monitor.line(
+            f"epoch {t.epoch + 1}/{t.max_epoch} iter {i + 1}/{total} loss {loss:.4f} lr {values['lr']:.4g} "
+            f"top1 {values['top1']:.1f} data {data_time:.3f}s step {step_time:.3f}s {clips_per_s:.1f} clips/s "
+            f"ETA {format_eta(remaining * step_time)} mem {values['memory_mb']:.0f}MB", final=i + 1 == total)
+
+    def after_epoch(self) -> None:
+        t = self.trainer
+        t.monitor.scalars(t.step, {k: v for k, v in t.epoch_summary.items() if not k.startswith("val")},
+                          "train_epoch")
+

@@ -1,0 +1,49 @@
+"""Process setup shared by training, testing and tools: seeding, determinism, CPU threads, peak memory."""
+from __future__ import annotations
+
+import os
+import random
+import resource
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch; optionally require deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+def limit_cpu_threads(num_workers: int, processes_per_machine: int = 1) -> int:
+    """On CPU, leave one core per loader worker: oversubscribed OpenMP threads spin and can slow steps 10x."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // max(1, processes_per_machine) - num_workers)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def cpu_peak_memory_mb() -> float:
+    """Peak resident memory of this process. Linux's VmHWM belongs to this process image alone; ru_maxrss would
+    also carry the parent's peak across the fork that starts a spawned process."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def memory_mb(device: torch.device) -> float:
+    """Peak memory so far: CUDA max allocated, or this process's peak resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return cpu_peak_memory_mb()
