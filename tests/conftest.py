@@ -90,3 +90,15 @@ def trained_toy(tmp_path_factory) -> dict:
     test = run_test(cfg, trainer.export_model(), trainer.class_names, trainer.dist, None)
     trainer.monitor.close()
     return {"data": str(data), "out": str(out), "summary": summary, "test": test, "cfg": cfg}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need the session-trained model are slow (it trains for ~45 s); `gpu` tests skip without CUDA."""
+    import torch
+
+    no_cuda = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "trained_toy" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(no_cuda)

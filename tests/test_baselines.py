@@ -7,7 +7,7 @@ from rs3d.config import load_config
 from rs3d.models import available_archs, build_model
 from rs3d.utils.complexity import count_gflops, count_parameters
 
-# Published pytorchvideo Kinetics-400 zoo (shared/REFERENCE.md); params in millions.
+# Published pytorchvideo Kinetics-400 zoo (docs/reference_numbers.md); params in millions.
 ZOO_PARAMS = {"slow_r50": 32.45, "i3d_r50": 28.04, "c2d_r50": 24.33, "r2plus1d_r50": 28.11, "x3d_m": 3.79,
               "x3d_l": 6.15}
 

@@ -33,6 +33,7 @@ def test_generated_videos_are_moving_h264(videos):
     assert ensure_videos(originals[0].rsplit("/", 2)[0], 2, height=48, width=64) == videos  # reused, not rewritten
 
 
+@pytest.mark.slow
 def test_every_measurement_fills_the_table(videos):
     originals, prepared = videos
     report = Report()

@@ -1,4 +1,5 @@
 """tools/compare.py pieces: Pareto front, accuracy from run dirs, a measured row, CSV and plot."""
+import pytest
 import csv
 import os
 
@@ -19,6 +20,7 @@ def test_pareto_front():
     assert pareto_front(points) == [0, 1, 3]  # (1.5, 70) is beaten by (2, 75); (0.5, 80) by (1, 80)
 
 
+@pytest.mark.slow
 def test_compare_row_and_outputs(trained_toy, tmp_path):
     accuracy = run_accuracy(trained_toy["out"])
     assert accuracy["top-1 1-view"] == trained_toy["summary"]["val_ema_top1"]

@@ -100,6 +100,7 @@ def test_defaults_are_the_tf_rs50_recipe():
     assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.REFERENCE_BATCH_SIZE, cfg.SOLVER.WEIGHT_DECAY) == (0.8, 1024, 4e-5)
 
 
+@pytest.mark.slow
 def test_cli_reports_config_errors_in_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("MODEL:\n  DEPTH: 50\n")

@@ -123,6 +123,7 @@ def square_or_crash(x: int) -> int:
     return x * x
 
 
+@pytest.mark.slow
 def test_run_in_pool_survives_a_crashing_worker():
     results = run_in_pool(square_or_crash, [1, 2, 3, 4, 5, 6], workers=2,
                           on_failure=lambda item, reason: (item, reason))
@@ -138,6 +139,7 @@ def test_check_split_and_cleaned_csv(dataset, tmp_path):
     assert [line.split()[0] for line in out.read_text().splitlines()] == [f"videos/{r}" for r in GOOD + ["b/short.mp4"]]
 
 
+@pytest.mark.slow
 def test_check_dataset_cli_writes_clean_csv(dataset):
     run = subprocess.run([sys.executable, str(ROOT / "tools/check_dataset.py"), str(dataset), "--num-frames", "8",
                           "--sampling-rate", "2", "--workers", "2", "--drop-short"],
@@ -202,6 +204,7 @@ def test_reencode_tunes_for_fast_decoding_by_default(dataset, tmp_path):
     assert b"cabac=1" in plain.read_bytes() and b"deblock=1" in plain.read_bytes()
 
 
+@pytest.mark.slow
 def test_prepare_dataset_cli_is_resumable(dataset, tmp_path):
     dst = tmp_path / "prepared"
     run = subprocess.run([sys.executable, str(ROOT / "tools/prepare_dataset.py"), str(dataset), str(dst),
@@ -248,6 +251,7 @@ def test_reencode_sets_its_own_frame_types(tmp_path):
         reencode_video(src, str(tmp_path / "odd.mp4"), keyframe_interval=15)
 
 
+@pytest.mark.slow
 def test_prepare_dataset_cli_rejects_an_odd_keyframe_interval(tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "tools/prepare_dataset.py"), str(tmp_path), str(tmp_path / "o"),
                           "--keyframe-interval", "15"], check=False, capture_output=True, text=True, timeout=60)

@@ -179,6 +179,7 @@ def gather_worker(rank: int, world: int, store: str, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_distributed_gather_dedups_padded_videos(tmp_path):
     mp.spawn(gather_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
     scores, labels = union_data()

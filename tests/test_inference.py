@@ -1,4 +1,5 @@
 """Predictor and rs3d-predict on the toy model: labels, consistency with the test loop, timelines, bad files."""
+import pytest
 import csv
 import json
 import os
@@ -90,6 +91,7 @@ def test_sliding_windows_cover_the_video():
     assert len(short) == 1 and short[0].end_sec == 20 / 30
 
 
+@pytest.mark.slow
 def test_cli_writes_json_and_csv(trained_toy, tmp_path):
     paths, _ = val_videos(trained_toy)
     out = tmp_path / "pred.json"
@@ -109,6 +111,7 @@ def test_cli_writes_json_and_csv(trained_toy, tmp_path):
     assert rows[0]["rank"] == "1" and any(r["window_start"] for r in rows)
 
 
+@pytest.mark.slow
 def test_export_round_trip(trained_toy, tmp_path):
     from rs3d.inference.export import export_model
 
@@ -126,6 +129,7 @@ def test_export_round_trip(trained_toy, tmp_path):
     assert run.returncode == 0 and "input float32 (N, 3, 8, 64, 64)" in run.stdout, run.stderr[-1500:]
 
 
+@pytest.mark.slow
 def test_render_draws_the_current_labels(trained_toy, tmp_path):
     from rs3d.inference.render import label_lines
 

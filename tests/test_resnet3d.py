@@ -22,7 +22,7 @@ from rs3d.models.resnet3d import (
 )
 from rs3d.utils.complexity import count_parameters
 
-# Trainable parameters of tf-models-official 2.20.0 with a 400-class head (shared/REFERENCE.md).
+# Trainable parameters of tf-models-official 2.20.0 with a 400-class head (docs/reference_numbers.md).
 TF_PARAMS = {50: 48_129_840, 101: 84_969_520, 152: 114_788_144, 200: 121_376_560}
 TF_R3D50_PARAMS = 33_617_872
 TF_BN_STATS = {50: 53_248, 101: 105_472, 152: 151_552, 200: 176_128}
@@ -69,12 +69,17 @@ def test_rs3d50_structure_follows_tf():
 
 
 def test_output_shapes_at_train_and_test_crops():
-    model = resnet3d_rs(50, num_classes=7).eval()
-    feats = model.forward_features(torch.rand(1, 3, 32, 224, 224))
-    assert feats.shape == (1, 2048, 16, 7, 7)  # TF: 16x7x7x2048 at 32x224
-    with torch.no_grad():
-        assert model(torch.rand(2, 3, 8, 256, 256)).shape == (2, 7)
-        assert model(torch.rand(1, 3, 5, 97, 131)).shape == (1, 7)
+    with torch.device("meta"):  # shapes only: no memory, no arithmetic
+        model = resnet3d_rs(50, num_classes=7).eval()
+        feats = model.forward_features(torch.empty(1, 3, 32, 224, 224))
+        assert feats.shape == (1, 2048, 16, 7, 7)  # TF: 16x7x7x2048 at 32x224
+        with torch.no_grad():
+            assert model(torch.empty(2, 3, 8, 256, 256)).shape == (2, 7)
+            assert model(torch.empty(1, 3, 5, 97, 131)).shape == (1, 7)
+    for padding in ("torch", "tf_same"):
+        with torch.device("meta"):
+            tf_model = resnet3d_rs(50, num_classes=7, padding=padding)
+            assert tf_model.forward_features(torch.empty(1, 3, 32, 224, 224)).shape == (1, 2048, 16, 7, 7)
 
 
 def test_r3d50_baseline_temporal_downsampling():

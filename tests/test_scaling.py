@@ -40,6 +40,7 @@ def test_recommended_strategy_follows_the_paper():
     assert crops == sorted(crops) and max(crops) <= 288  # resolution grows slowly
 
 
+@pytest.mark.slow
 def test_scaling_table_tool(tmp_path):
     tiny = os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml")  # BLOCKS [1,1,1,1]: cheap to count at 64x224
     run = subprocess.run([sys.executable, os.path.join(ROOT, "tools/scaling_table.py"), "--axis", "frames",

@@ -9,7 +9,7 @@ from rs3d.models import inflate_2d_weights, resnet3d_rs, resnet_rs_2d_equivalent
 from rs3d.utils.complexity import count_parameters
 
 DEPTHS = [50, 101, 152, 200, 270, 350, 420]
-# timm / paper parameter counts, 1000 classes (shared/REFERENCE.md).
+# timm / paper parameter counts, 1000 classes (docs/reference_numbers.md).
 TIMM_PARAMS = dict(zip(DEPTHS, [35_691_912, 63_618_696, 86_621_576, 93_209_992, 129_861_448, 163_956_168,
                                 191_891_656]))
 

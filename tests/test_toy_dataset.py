@@ -162,6 +162,7 @@ def test_rotation_and_zoom_senses_by_affine_flow():
         assert abs(cw[2]) < cw[3] / 3 and abs(grow[3]) < grow[2] / 3
 
 
+@pytest.mark.slow
 def test_only_frame_order_tells_classes_apart():
     per_class, train_per_class = 40, 30
     videos = [(clip(label, 1000 * label + i), label) for label in range(len(TOY_CLASSES)) for i in range(per_class)]

@@ -48,6 +48,7 @@ def final_weights(out):
     return load_checkpoint(os.path.join(out, "checkpoints", "checkpoint_epoch_00003.pyth"))
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_ends_with_identical_weights(toy_dir, tmp_path):
     opts = ["SOLVER.MAX_EPOCH", "3", "DATA_LOADER.NUM_WORKERS", "1"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -93,6 +94,7 @@ def _ddp_worker(rank, toy_dir, out, port):
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_keeps_ranks_identical(toy_dir, tmp_path):
     import socket
 
@@ -108,6 +110,7 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(toy_dir, tmp_path):
     assert (tmp_path / "checkpoints" / "checkpoint_epoch_00001.pyth").exists()
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(toy_dir, tmp_path):
     cfg = tiny_cfg(toy_dir, tmp_path, "SOLVER.MAX_EPOCH", "1")
     Trainer(cfg).train()
@@ -124,6 +127,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(toy_dir, tmp_path):
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["checkpoint_best.pyth", "checkpoint_epoch_00001.pyth"]
 
 
+@pytest.mark.slow
 def test_cli_reports_nan_and_bad_config(toy_dir, tmp_path):
     bad = subprocess.run(train_cmd(toy_dir, tmp_path, "SOLVER.BASE_RL", "1"), capture_output=True, text=True)
     assert bad.returncode == 2 and "SOLVER.BASE_RL" in bad.stderr and "Traceback" not in bad.stderr
@@ -148,6 +152,7 @@ def test_outputs_of_a_run(toy_dir, tmp_path):
     assert os.listdir(tmp_path / "tensorboard")
 
 
+@pytest.mark.slow
 def test_label_smoothing_accumulation_and_precise_bn(toy_dir, tmp_path):
     cfg = tiny_cfg(toy_dir, tmp_path, "SOLVER.ACCUMULATION_STEPS", "2", "TRAIN.BATCH_SIZE", "4",
                    "TRAIN.PRECISE_BN", "True", "TRAIN.PRECISE_BN_BATCHES", "2", "SOLVER.MAX_EPOCH", "1")
@@ -166,6 +171,7 @@ def test_label_smoothing_accumulation_and_precise_bn(toy_dir, tmp_path):
     assert trainer.step == 3
 
 
+@pytest.mark.slow
 def test_test_net_cli_uses_the_exported_weights(toy_dir, tmp_path):
     cfg = tiny_cfg(toy_dir, tmp_path, "SOLVER.MAX_EPOCH", "1")
     Trainer(cfg).train()
@@ -177,6 +183,7 @@ def test_test_net_cli_uses_the_exported_weights(toy_dir, tmp_path):
     assert (tmp_path / "confusion_test.csv").read_text().startswith("true\\pred,move_left")
 
 
+@pytest.mark.slow
 def test_toy_run_learns_motion(trained_toy):
     """A shortened version of the README's main job: well above chance (12.5%) after ~40 s of CPU training."""
     summary = trained_toy["summary"]

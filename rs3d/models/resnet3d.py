@@ -64,7 +64,7 @@ class Stem(nn.Module):
         temporal_kernel, temporal_stride: of the first conv (its spatial stride is 2).
         pool: ``"max"`` (TF) or ``"conv"`` (timm's strided conv + BN + ReLU).
         pool_temporal_stride: 1 (a ``[1, 3, 3]`` pool) or 2 (``[3, 3, 3]``); spatial stride 2 either way.
-        padding: ``"torch"`` or ``"tf"`` ("SAME").
+        padding: ``"torch"`` or ``"tf_same"`` (TF "SAME").
         bn_eps, bn_momentum: BatchNorm settings (PyTorch momentum convention).
     """
 
@@ -163,7 +163,7 @@ class Bottleneck3d(nn.Module):
         self_gating: add a self-gating unit before SE.
         drop_path_rate: stochastic-depth probability of dropping the residual branch.
         shortcut: ``"tf"`` or ``"avg_down"`` (see :func:`make_shortcut`).
-        padding: ``"torch"`` or ``"tf"``.
+        padding: ``"torch"`` or ``"tf_same"``.
         bn_eps, bn_momentum: BatchNorm settings.
     """
 
@@ -251,7 +251,7 @@ class ResNet3D(nn.Module):
         shortcut: ``"tf"`` (projection or strided max-pool) or ``"avg_down"`` (ResNet-D average pool, as timm).
         drop_path_rate: stochastic-depth rate; stage ``i`` (0-based) uses ``rate * (i + 2) / 5``.
         dropout_rate: dropout before the classifier.
-        padding: ``"torch"`` (symmetric) or ``"tf"`` (TF "SAME", needed for numerical parity with TF weights).
+        padding: ``"torch"`` (symmetric) or ``"tf_same"`` (TF "SAME", needed for numerical parity with TF weights).
         bn_eps: BatchNorm epsilon.
         bn_momentum: BatchNorm momentum in PyTorch's convention (1 - Keras momentum).
     """
