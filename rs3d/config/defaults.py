@@ -108,10 +108,14 @@ _C.DATA.TRAIN_CROP_ASPECT = [0.5, 2.0]
 _C.DATA.TRAIN_JITTER_SCALES = [256, 320]
 # Probability of a horizontal flip of the whole clip.
 _C.DATA.FLIP_PROB = 0.5
-# RandAugment layers per clip (0 = off); one op and magnitude drawn per clip, applied to every frame.
-_C.DATA.RANDAUGMENT_LAYERS = 2
-# RandAugment magnitude (out of 30 bins): 10 for small models, 15 for larger ones.
+# RandAugment layers per clip (0 = off, as in the reference K400 recipe); one draw per clip, for every frame.
+_C.DATA.RANDAUGMENT_LAYERS = 0
+# RandAugment strength. Policy "tf"/"tf_reflect": TF's 0-10 scale (10 = its top, above 10 extrapolates; the
+# ResNet-RS papers use 10 and 15). Policy "torchvision": a bin 0-30 of v2.RandAugment (10 = a third of its range).
 _C.DATA.RANDAUGMENT_MAGNITUDE = 10
+# RandAugment definition: "tf" (TF Model Garden's ops, gray 128 outside rotated/sheared/translated frames),
+# "tf_reflect" (the same, mirrored frame outside, as tf-models-official runs it) or "torchvision" (v2.RandAugment).
+_C.DATA.RANDAUGMENT_POLICY = "tf"
 # Clips cut from each decoded training video (repeated augmentation; > 1 cuts decode cost per sample).
 _C.DATA.CLIPS_PER_VIDEO = 1
 # Normalisation on the device: "mean_std" ((x/255 - MEAN) / STD) or "unit" (x/255).

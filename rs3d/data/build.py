@@ -106,7 +106,8 @@ def _build_dataset(cfg: CfgNode, split: str, records: list[VideoRecord], multi_v
     if split == "train":
         transform = TrainClipTransform(
             d.TRAIN_CROP_SIZE, d.TRAIN_CROP_MODE, tuple(d.TRAIN_CROP_AREA), tuple(d.TRAIN_CROP_ASPECT),
-            tuple(d.TRAIN_JITTER_SCALES), d.FLIP_PROB, d.RANDAUGMENT_LAYERS, d.RANDAUGMENT_MAGNITUDE)
+            tuple(d.TRAIN_JITTER_SCALES), d.FLIP_PROB, d.RANDAUGMENT_LAYERS, d.RANDAUGMENT_MAGNITUDE,
+            d.RANDAUGMENT_POLICY)
         return TrainClipDataset(records, clip_spec(cfg), transform, backends(cfg), d.CLIPS_PER_VIDEO,
                                 d.MAX_DECODE_RETRIES, cfg.SEED)
     multi_view = split == "test" if multi_view is None else multi_view
