@@ -3,7 +3,8 @@
 loss, Nesterov SGD with decay groups, EMA update) with AMP, channels-last and torch.compile switched on and off.
 
 Prints clips/s, ms per step, peak memory, speed-up over the first setting and, on a GPU, model FLOPs
-utilisation (achieved FLOP/s over the device's dense bf16 peak; fp32 rows against the TF32 peak).
+utilisation (achieved FLOP/s over the device's dense bf16 peak; fp32 rows against the TF32 peak; a training step
+is 6x fvcore's multiply-add count in FLOPs).
 
     python tools/benchmark_train.py --cfg configs/kinetics400/rs3d_50.yaml configs/kinetics400/slow_r50.yaml \\
         --frames 32 --crop 224 --batch-size 8 --amp 0 1 --channels-last 0 1 --compile 0 1
@@ -20,23 +21,9 @@ import torch
 
 from rs3d.commands import base as cli
 from rs3d.config import load_config
-from rs3d.studies.speed import SpeedSetting, build_for_clip, time_in_subprocess
+from rs3d.studies.speed import TRAIN_FLOPS_PER_MAC, SpeedSetting, build_for_clip, mfu, peak_tflops, time_in_subprocess
 from rs3d.utils.complexity import count_gflops
 from rs3d.utils.tables import markdown_table
-
-# Dense peak TFLOP/s per GPU (bf16, TF32), from the vendors' data sheets (SXM parts).
-PEAK_TFLOPS = {"H100": (989.0, 494.0), "H200": (989.0, 494.0), "A100": (312.0, 156.0)}
-
-
-def peak_tflops(device: str, amp: bool) -> float | None:
-    """The device's dense peak for the row's precision, when the GPU is one we know."""
-    if not device.startswith("cuda"):
-        return None
-    name = torch.cuda.get_device_name(torch.device(device))
-    for key, (bf16, tf32) in PEAK_TFLOPS.items():
-        if key in name:
-            return bf16 if amp else tf32
-    return None
 
 
 def main() -> int:
@@ -52,13 +39,12 @@ def main() -> int:
     parser.add_argument("--compile", nargs="+", type=int, default=[0], choices=[0, 1])
     cli.add_opts_argument(parser)
     args = parser.parse_args()
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     rows, first = [], None
     for path in args.cfg:
         cfg = load_config(path, args.opts)
         frames, crop = args.frames or cfg.DATA.NUM_FRAMES, args.crop or cfg.DATA.TRAIN_CROP_SIZE
         factory = functools.partial(build_for_clip, path, args.opts, frames, crop)
-        train_gflops = 3 * count_gflops(factory().eval(), (frames, crop, crop))  # forward + 2x for backward
+        gmacs = count_gflops(factory().eval(), (frames, crop, crop))  # fvcore: multiply-adds
         for amp, channels_last, compiled in itertools.product(args.amp, args.channels_last, args.compile):
             setting = SpeedSetting(frames, crop, args.batch_size, args.device, bool(amp), bool(channels_last),
                                    bool(compiled), train=True, recipe=True, warmup=3 if compiled else 2,
@@ -69,17 +55,20 @@ def main() -> int:
                 rows.append([name, setting.describe(), "failed", "-", "-", "-", "-", result["error"]])
                 continue
             first = first or result["clips_per_s"]
-            achieved = result["clips_per_s"] * train_gflops  # GFLOP/s
-            peak = peak_tflops(args.device, bool(amp))
+            achieved = result["clips_per_s"] * TRAIN_FLOPS_PER_MAC * gmacs  # GFLOP/s
+            on_gpu = args.device.startswith("cuda")
+            peak = peak_tflops(torch.cuda.get_device_name(torch.device(args.device)), bool(amp)) if on_gpu else None
+            utilisation = mfu(result["clips_per_s"], gmacs, peak)
             rows.append([name, setting.describe(), f"{result['clips_per_s']:.2f}", f"{result['step_s'] * 1e3:.0f}",
                          f"{result['peak_mib']:.0f}", f"{result['clips_per_s'] / first:.2f}", f"{achieved:.1f}",
-                         f"{100 * achieved / (peak * 1e3):.1f}%" if peak else "n/a"])
+                         f"{100 * utilisation:.1f}%" if utilisation is not None else "n/a"])
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     print(markdown_table(["config", "setting", "clips/s", "ms/step", "peak MiB", "x first row", "GFLOP/s", "MFU"],
                          rows))
     on_gpu = args.device.startswith("cuda")
     device = torch.cuda.get_device_name() if on_gpu else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\ndevice: {device}; training GFLOPs per clip = 3 x forward (fvcore); each row in its own process.")
+    print(f"\ndevice: {device}; training FLOPs per clip = {TRAIN_FLOPS_PER_MAC} x fvcore's count (multiply-adds); "
+          "each row in its own process, with the trainer's cuDNN/TF32 settings.")
     return 0
 
 

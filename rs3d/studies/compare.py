@@ -56,7 +56,9 @@ def largest_batch_speed(path: str, opts: list[str], frames: int, crop: int, budg
     best, best_batch, batch = 0.0, 0, 2
     factory = functools.partial(build_for_clip, path, opts, frames, crop)
     while batch <= budget.max_batch:
-        result = time_in_subprocess(factory, SpeedSetting(frames, crop, batch, budget.device, iters=budget.iters))
+        fast = budget.device.startswith("cuda")
+        result = time_in_subprocess(factory, SpeedSetting(frames, crop, batch, budget.device, amp=fast,
+                                                          channels_last=fast, iters=budget.iters))
         if "error" in result:  # out of memory (or anything else): the previous batch was the largest
             break
         if result["clips_per_s"] > best:
@@ -75,13 +77,16 @@ def compare_row(path: str, opts: list[str], budget: SpeedBudget, run_dir: str | 
            "params (M)": count_parameters(model) / 1e6, "GFLOPs/view": count_gflops(model, (frames, crop, crop))}
     del model
     factory = functools.partial(build_for_clip, path, opts, frames, crop)
-    single = time_in_subprocess(factory, SpeedSetting(frames, crop, 1, budget.device, iters=budget.iters))
+    fast = budget.device.startswith("cuda")  # GPU rows run as the trainer would: bf16 autocast, channels-last
+    single = time_in_subprocess(factory, SpeedSetting(frames, crop, 1, budget.device, amp=fast, channels_last=fast,
+                                                      iters=budget.iters))
     row["infer clips/s b1"] = single.get("clips_per_s")
     row["infer clips/s max"], row["max batch"] = largest_batch_speed(path, opts, frames, crop, budget)
     train_crop = cfg.DATA.TRAIN_CROP_SIZE
     train_factory = functools.partial(build_for_clip, path, opts, frames, train_crop)
     train = time_in_subprocess(train_factory, SpeedSetting(frames, train_crop, budget.train_batch, budget.device,
-                                                           train=True, recipe=True, iters=budget.iters))
+                                                           amp=fast, channels_last=fast, train=True, recipe=True,
+                                                           iters=budget.iters))
     row["train clips/s"], row["train peak MiB"] = train.get("clips_per_s"), train.get("peak_mib")
     if run_dir:
         row.update(run_accuracy(run_dir))

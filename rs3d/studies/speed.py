@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rs3d.utils.runtime import cpu_peak_memory_mb
+from rs3d.utils.runtime import configure_speed, cpu_peak_memory_mb
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,38 @@ def build_for_clip(config_path: str, opts: list[str], frames: int, crop: int) ->
 
     sized = [*opts, "DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(crop)]
     return build_model(load_config(config_path, sized))
+
+
+#: Training FLOPs per clip = TRAIN_FLOPS_PER_MAC x fvcore's count. fvcore counts one multiply-add as one "flop", a
+#: forward pass is 2 FLOPs per multiply-add, and backward costs twice the forward: 2 x (1 + 2) = 6.
+TRAIN_FLOPS_PER_MAC = 6
+
+#: Dense peak TFLOP/s per GPU (bf16, TF32) from NVIDIA's data sheets, most specific name first. torch reports the
+#: H100 SXM as "NVIDIA H100 80GB HBM3"; the PCIe and NVL parts name themselves.
+GPU_PEAK_TFLOPS: tuple[tuple[str, float, float], ...] = (
+    ("H100 PCIe", 756.0, 378.0),
+    ("H100 NVL", 835.0, 417.5),
+    ("H100", 989.4, 494.7),
+    ("H200", 989.4, 494.7),
+    ("H20", 148.0, 74.0),
+    ("A100", 312.0, 156.0),
+    ("L40S", 362.0, 183.0),
+)
+
+
+def peak_tflops(device_name: str, bf16: bool) -> float | None:
+    """The dense peak of a GPU named ``device_name`` for bf16 (else TF32) math; None for GPUs not in the table."""
+    for key, bf16_peak, tf32_peak in GPU_PEAK_TFLOPS:
+        if key in device_name:
+            return bf16_peak if bf16 else tf32_peak
+    return None
+
+
+def mfu(clips_per_s: float, fvcore_gmacs_per_clip: float, peak: float | None) -> float | None:
+    """Model FLOPs utilisation of a training step: achieved FLOP/s over the peak (a fraction)."""
+    if not peak:
+        return None
+    return clips_per_s * TRAIN_FLOPS_PER_MAC * fvcore_gmacs_per_clip * 1e9 / (peak * 1e12)
 
 
 def _sync(device: torch.device) -> None:
@@ -107,6 +139,7 @@ def time_model(model: nn.Module, setting: SpeedSetting) -> dict[str, float]:
 def _child(build: Callable[[], nn.Module], setting: SpeedSetting, queue: mp.Queue) -> None:
     try:
         torch.manual_seed(0)
+        configure_speed()  # a spawned process starts with torch's defaults: set what the trainer sets
         queue.put(time_model(build(), setting))
     except Exception as e:  # reported to the parent, which prints it in the table
         queue.put({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})

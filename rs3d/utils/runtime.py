@@ -16,9 +16,15 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     torch.manual_seed(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    elif torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True
+    configure_speed(deterministic)
+
+
+def configure_speed(deterministic: bool = False) -> None:
+    """The GPU speed settings every run and benchmark uses: cuDNN autotuning (off when determinism is asked for)
+    and TF32 for fp32 matmuls and convolutions (fp32 rows of a benchmark then run as the trainer's would)."""
+    torch.backends.cudnn.benchmark = not deterministic and torch.cuda.is_available()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 
 
 def limit_cpu_threads(num_workers: int, processes_per_machine: int = 1) -> int:
