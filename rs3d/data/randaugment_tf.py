@@ -15,11 +15,13 @@ get gray 128 (``fill=128``, RandAugment as published and as Model Garden's wrap/
 tests/test_randaugment_tf.py checks every op against outputs of TF itself
 (tests/fixtures/tf/make_randaugment_fixture.py).
 
-Kernels reproduce TF's float32 arithmetic exactly but cheaply: every op whose output pixel depends on one input
-value is a 256-entry lookup table computed with TF's formula (per clip, channel or frame); Color and Sharpness
-blend through a 256x256 table indexed by (degenerate, original) pixel; Sharpness's smoothing is an integer box sum,
-with TF's float32 accumulation replayed only where the exact sum is a multiple of 13 (where its truncation can
-differ); geometric ops are cached nearest-neighbour plans (block copies or one gather, see ``randaugment.py``).
+Kernels replay TF's float32 arithmetic operation by operation, so results are bit-identical, yet run about as fast
+as rs3d's torchvision-policy kernels (tools/benchmark_randaugment.py): ops whose output depends on one input value
+(AutoContrast, Equalize, Contrast, SolarizeAdd) are 256-entry tables built with TF's formula per clip, channel or
+frame; Brightness, Color and Sharpness blend in float32 a few frames at a time; Sharpness smooths with integer box
+sums and replays TF's float32 accumulation only where the exact sum is a multiple of 13 (the only place where its
+truncation can differ); geometric ops are cached nearest-neighbour plans (block copies or one gather, as in
+``randaugment.py``).
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ import numpy as np
 import torch
 from torchvision import tv_tensors
 
-from rs3d.data.randaugment import _by_frame_groups, _plan, _remap
+from rs3d.data.randaugment import _GROUP_ELEMENTS, _by_frame_groups, _plan, _remap
+from rs3d.data.randaugment import _to_uint8 as _float_to_uint8
 
 __all__ = ["MAX_LEVEL", "TF_OPS", "TFRandAugment", "tf_augment_op", "tf_op_argument"]
 
@@ -43,8 +46,8 @@ _F32 = np.float32
 _VALUES = np.arange(256, dtype=_F32)
 _TO_FLOAT = _F32(1.0 / 255)  # tf.image.convert_image_dtype uint8 -> float32
 _TO_UINT8 = _F32(255.5)  # ... and back (then truncated)
-_GRAY_TERMS = [(_VALUES * _TO_FLOAT) * _F32(w) for w in (0.2989, 0.5870, 0.1140)]  # tf.image.rgb_to_grayscale
-_SMOOTH = (_F32(1) / _F32(13), _F32(5) / _F32(13))  # PIL's SMOOTH kernel as TF builds it
+_GRAY = [float(_F32(w)) for w in (0.2989, 0.5870, 0.1140)]  # tf.image.rgb_to_grayscale's weights
+_SMOOTH = (float(_F32(1) / _F32(13)), float(_F32(5) / _F32(13)))  # PIL's SMOOTH kernel as TF builds it
 _PLANS: dict[tuple, list[tuple[int, ...]] | np.ndarray] = {}
 _PLAN_CACHE_SIZE = 64
 
@@ -142,9 +145,11 @@ def tf_augment_op(video: torch.Tensor, op: str, magnitude: float, sign: float = 
         return torch.bitwise_not(video)
     if op == "Posterize":  # TF clamps the shift of tf.bitwise to 0-7
         return torch.bitwise_and(video, (0xFF << min(max(8 - argument, 0), 7)) & 0xFF)
-    if op in _PIXEL_TABLES:
-        return _apply_tables(video, _PIXEL_TABLES[op](video, argument))
-    return _by_frame_groups(video, lambda frames: _BLENDED[op](frames, argument))
+    if op == "Solarize":
+        return _solarize(video, argument)
+    if op in _TABLES:
+        return _apply_tables(video, _TABLES[op](video, argument))
+    return _by_frame_groups(video, lambda frames: _FRAMEWISE[op](frames, argument))
 
 
 def cutout_box(shape: tuple[int, ...], generator: torch.Generator | None = None) -> tuple[int, ...]:
@@ -165,36 +170,22 @@ def cutout_box(shape: tuple[int, ...], generator: torch.Generator | None = None)
 
 # ---------------------------------------------------------------------------- one-value ops: lookup tables
 def _apply_tables(video: torch.Tensor, tables: np.ndarray) -> torch.Tensor:
-    """Map every value through a (256,) table, one (3, 256) table per channel or one (T, 3, 256) per plane."""
-    if tables.ndim == 1:
-        return torch.from_numpy(np.take(tables, video.numpy()))
-    planes = video.view(-1, video.shape[-2] * video.shape[-1])
-    tables = torch.from_numpy(np.array(np.broadcast_to(tables, video.shape[:-2] + (256,))).reshape(-1))
-    index = planes.int().add_(torch.arange(0, 256 * len(planes), 256, dtype=torch.int32).view(-1, 1))
-    return tables.index_select(0, index.view(-1)).view(video.shape)
+    """Map values through a (256,) table, one (1, 3, 256) per channel or one (T, 3, 256) per frame and channel,
+    a few frames at a time (the int32 indices stay in the CPU cache)."""
+    tables = torch.from_numpy(np.array(np.broadcast_to(tables, (len(video), 3, 256)), order="C")).view(-1)
+    out = torch.empty_like(video)
+    step = max(1, _GROUP_ELEMENTS // video[0].numel())
+    for first in range(0, len(video), step):
+        frames = video[first:first + step]
+        offsets = torch.arange(256 * 3 * first, 256 * 3 * (first + len(frames)), 256, dtype=torch.int32)
+        index = frames.int().add_(offsets.view(len(frames), 3, 1, 1))
+        out[first:first + step] = tables.index_select(0, index.view(-1)).view(frames.shape)
+    return out
 
 
-def _to_uint8(values: np.ndarray, clip: bool = True) -> np.ndarray:
+def _cast(values: np.ndarray, clip: bool = True) -> np.ndarray:
     """float32 -> uint8 as TF casts it (truncation), after clipping to [0, 255] where TF clips."""
     return (np.clip(values, 0, 255) if clip else values).astype(np.uint8)
-
-
-def _blend_values(first: np.ndarray, second: np.ndarray, factor: float) -> np.ndarray:
-    """TF's ``blend(image1, image2, factor)`` on float32 values (factor not 0 or 1)."""
-    temp = first + _F32(factor) * (second - first)
-    return _to_uint8(temp, clip=not 0.0 < factor < 1.0)
-
-
-def _brightness_table(video: torch.Tensor, factor: float) -> np.ndarray:
-    """blend(zeros, image, factor)."""
-    if factor in (0.0, 1.0):
-        return _VALUES.astype(np.uint8) * np.uint8(factor)
-    return _blend_values(np.zeros_like(_VALUES), _VALUES, factor)
-
-
-def _solarize_table(video: torch.Tensor, threshold: int) -> np.ndarray:
-    """Invert values >= the threshold, which TF converts to uint8 (256 -> 0: all inverted; 384 -> 128)."""
-    return np.where(_VALUES < threshold % 256, _VALUES, 255 - _VALUES).astype(np.uint8)
 
 
 def _solarize_add_table(video: torch.Tensor, addition: int) -> np.ndarray:
@@ -202,42 +193,43 @@ def _solarize_add_table(video: torch.Tensor, addition: int) -> np.ndarray:
     return np.where(_VALUES < 128, np.clip(_VALUES + addition, 0, 255), _VALUES).astype(np.uint8)
 
 
-def _channel_extremes(video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    channels = video.transpose(0, 1).reshape(3, -1)
-    return channels.amin(dim=1), channels.amax(dim=1)
-
-
 def _autocontrast_table(video: torch.Tensor, argument: None) -> np.ndarray:
     """Per channel over the whole clip: stretch [lo, hi] to [0, 255] with TF's float32 scale and offset."""
-    tables = np.empty((3, 256), dtype=np.uint8)
-    for c, (lo, hi) in enumerate(zip(*(t.tolist() for t in _channel_extremes(video)))):
-        if hi > lo:
-            scale = _F32(255.0) / (_F32(hi) - _F32(lo))
-            tables[c] = _to_uint8(_VALUES * scale + (-_F32(lo)) * scale)
-        else:
-            tables[c] = _VALUES
-    return tables[:, None].transpose(1, 0, 2)  # (1, 3, 256): broadcast over frames
+    channels = video.transpose(0, 1).reshape(3, -1)
+    tables = np.empty((1, 3, 256), dtype=np.uint8)
+    for c, (lo, hi) in enumerate(zip(channels.amin(dim=1).tolist(), channels.amax(dim=1).tolist())):
+        scale = _F32(255.0) / (_F32(hi) - _F32(lo)) if hi > lo else None
+        tables[0, c] = _VALUES if scale is None else _cast(_VALUES * scale + (-_F32(lo)) * scale)
+    return tables
 
 
 def _equalize_table(video: torch.Tensor, argument: None) -> np.ndarray:
     """Per channel over the whole clip: PIL's equalize as TF's integer formula writes it."""
-    tables = np.empty((3, 256), dtype=np.uint8)
+    tables = np.empty((1, 3, 256), dtype=np.uint8)
     for c in range(3):
         hist = torch.bincount(video[:, c].reshape(-1), minlength=256).numpy()
         nonzero = hist[hist != 0]
         step = (nonzero.sum() - nonzero[-1]) // 255
-        if step == 0:
-            tables[c] = _VALUES
-            continue
-        lut = (np.cumsum(hist) + step // 2) // step
-        tables[c] = np.clip(np.concatenate([[0], lut[:-1]]), 0, 255)
-    return tables[None]
+        lut = (np.cumsum(hist) + step // 2) // max(step, 1)
+        tables[0, c] = _VALUES if step == 0 else np.clip(np.concatenate([[0], lut[:-1]]), 0, 255)
+    return tables
 
 
 def _contrast_table(video: torch.Tensor, factor: float) -> np.ndarray:
-    """``tf.image.adjust_contrast``: each frame's per-channel mean, summed by TF's halving folds, then
-    mean + factor * (x - mean) on the [0, 1] scale, saturated back to uint8 (one table per frame and channel)."""
-    planes = np.take(_VALUES * _TO_FLOAT, video.view(-1, video.shape[-2] * video.shape[-1]).numpy())
+    """``tf.image.adjust_contrast``: each frame's per-channel mean of the [0, 1] values, summed by TF's halving
+    folds, then mean + factor * (x - mean) saturated back to uint8 (one table per frame and channel)."""
+    means = np.empty((len(video) * 3, 1), dtype=_F32)
+    step = max(1, _GROUP_ELEMENTS // video[0].numel())
+    for first in range(0, len(video), step):
+        frames = video[first:first + step]
+        means[3 * first:3 * (first + len(frames))] = _fold_means(np.take(_VALUES * _TO_FLOAT, frames.numpy()))
+    adjusted = means + _F32(factor) * (_VALUES * _TO_FLOAT - means)
+    return _cast(adjusted * _TO_UINT8).reshape(len(video), 3, 256)
+
+
+def _fold_means(values: np.ndarray) -> np.ndarray:
+    """Mean of each (H, W) plane as AdjustContrastv2 sums it: the second half added onto the first, repeatedly."""
+    planes = values.reshape(-1, values.shape[-2] * values.shape[-1])
     size = planes.shape[1]
     right = size // 2
     total = planes[:, size - right:] + planes[:, :right]
@@ -248,42 +240,51 @@ def _contrast_table(video: torch.Tensor, factor: float) -> np.ndarray:
         right = remaining // 2
         total[:, :right] += total[:, remaining - right:remaining]
         remaining -= right
-    mean = total[:, :1] * (_F32(1.0) / _F32(size))
-    adjusted = mean + _F32(factor) * (_VALUES * _TO_FLOAT - mean)
-    return _to_uint8(adjusted * _TO_UINT8).reshape(video.shape[0], 3, 256)
+    return total[:, :1] * (_F32(1.0) / _F32(size))
 
 
-_PIXEL_TABLES: dict[str, Callable[[torch.Tensor, Any], np.ndarray]] = {
-    "Brightness": _brightness_table, "Solarize": _solarize_table, "SolarizeAdd": _solarize_add_table,
-    "AutoContrast": _autocontrast_table, "Equalize": _equalize_table, "Contrast": _contrast_table,
+_TABLES: dict[str, Callable[[torch.Tensor, Any], np.ndarray]] = {
+    "SolarizeAdd": _solarize_add_table, "AutoContrast": _autocontrast_table, "Equalize": _equalize_table,
+    "Contrast": _contrast_table,
 }
 
 
-# ---------------------------------------------------------------------------- Color, Sharpness: 2-D blend tables
-def _blend_table(factor: float) -> torch.Tensor:
-    """(256 x 256) uint8: blend(degenerate, original, factor) indexed by degenerate * 256 + original."""
-    return torch.from_numpy(_blend_values(_VALUES[:, None], _VALUES[None, :], factor).reshape(-1))
+def _solarize(video: torch.Tensor, threshold: int) -> torch.Tensor:
+    """Invert values >= the threshold, which TF converts to uint8 (256 -> 0: all inverted; 384 -> 128)."""
+    threshold %= 256
+    if threshold == 0:
+        return torch.bitwise_not(video)
+    pixels = video.numpy()
+    flip = np.greater_equal(pixels, threshold).view(np.uint8)
+    return torch.from_numpy(np.bitwise_xor(np.negative(flip, out=flip), pixels, out=flip))  # 255 ^ v == 255 - v
 
 
+# ---------------------------------------------------------------------------- frame by frame: float32 blends
 def _blend(degenerate: torch.Tensor, video: torch.Tensor, factor: float) -> torch.Tensor:
-    """TF's blend of uint8 frames (degenerate may broadcast over channels)."""
+    """TF's ``blend(degenerate, image, factor)`` of float32 frames holding integers (degenerate may broadcast over
+    channels): degenerate + factor * (image - degenerate), clipped unless 0 < factor < 1, truncated to uint8."""
     if factor == 0.0:
-        return degenerate.expand_as(video).contiguous()
+        return _float_to_uint8(degenerate.expand_as(video).contiguous())
+    temp = video.sub_(degenerate).mul_(float(_F32(factor))).add_(degenerate)
+    return _float_to_uint8(temp if 0.0 < factor < 1.0 else temp.clamp_(0, 255))
+
+
+def _brightness(video: torch.Tensor, factor: float) -> torch.Tensor:
+    """Blend with black."""
     if factor == 1.0:
         return video
-    index = degenerate.to(torch.int32).mul_(256).add(video)
-    return _blend_table(factor).index_select(0, index.view(-1)).view(video.shape)
+    return _blend(torch.zeros(1), video.float(), factor)
 
 
 def _color(video: torch.Tensor, factor: float) -> torch.Tensor:
-    """Blend with ``tf.image.rgb_to_grayscale``: float32 [0, 1] values, weights summed R, G, B, x 255.5, truncated."""
+    """Blend with ``tf.image.rgb_to_grayscale``: values x (1/255) x weight, summed R + G + B, x 255.5, truncated."""
     if factor == 1.0:
         return video
-    pixels = video.numpy()
-    gray = np.take(_GRAY_TERMS[0], pixels[:, 0]) + np.take(_GRAY_TERMS[1], pixels[:, 1])
-    gray += np.take(_GRAY_TERMS[2], pixels[:, 2])
-    gray *= _TO_UINT8
-    return _blend(torch.from_numpy(gray.astype(np.uint8)).unsqueeze(1), video, factor)
+    channels = video.float()
+    gray = channels[:, 0].mul(float(_TO_FLOAT)).mul_(_GRAY[0])
+    gray.add_(channels[:, 1].mul(float(_TO_FLOAT)).mul_(_GRAY[1]))
+    gray.add_(channels[:, 2].mul(float(_TO_FLOAT)).mul_(_GRAY[2]))
+    return _blend(gray.mul_(float(_TO_UINT8)).trunc_().unsqueeze(1), channels, factor)
 
 
 def _sharpness(video: torch.Tensor, factor: float) -> torch.Tensor:
@@ -294,29 +295,32 @@ def _sharpness(video: torch.Tensor, factor: float) -> torch.Tensor:
     x = video.to(torch.int16)
     rows = x[..., :-2, :] + x[..., 1:-1, :]
     rows += x[..., 2:, :]
-    total = rows[..., :-2] + rows[..., 1:-1]
-    total += rows[..., 2:]
-    total = total.add_(x[..., 1:-1, 1:-1], alpha=4).numpy()  # 3x3 sum + 4 x centre = 13 x the smoothed value
+    total = torch.ones_like(x)  # at each pixel: 3x3 sum + 4 x centre = 13 x the smoothed value (1 on borders)
+    inner = total[..., 1:-1, 1:-1]
+    torch.add(rows[..., :-2], rows[..., 1:-1], out=inner)
+    inner += rows[..., 2:]
+    inner.add_(x[..., 1:-1, 1:-1], alpha=4)
+    total = total.numpy()
     smoothed = total // 13
     # TF's float32 sum of the nine products (fused multiply-adds, row by row) can land just below an exact
     # integer and truncate one lower: replay it where the exact value is an integer (1 in 13 pixels).
     inexact = np.flatnonzero(smoothed * 13 == total)
     if inexact.size:
-        plane, rest = np.divmod(inexact, (height - 2) * (width - 2))
-        y, x0 = np.divmod(rest, width - 2)
-        corner = plane * (height * width) + y * width + x0
         pixels = video.numpy().reshape(-1)
         acc = None
-        for tap, offset in enumerate(dy * width + dx for dy in range(3) for dx in range(3)):
-            product = pixels[corner + offset] * float(_SMOOTH[1] if tap == 4 else _SMOOTH[0])  # exact in float64
+        for tap, offset in enumerate(dy * width + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
+            product = pixels[inexact + offset] * _SMOOTH[tap == 4]  # exact in float64
             acc = product.astype(_F32) if acc is None else (acc + product).astype(_F32)  # one rounding: an fma
         smoothed.reshape(-1)[inexact] = acc
-    result = video.clone()
-    result[..., 1:-1, 1:-1] = torch.from_numpy(smoothed)
-    return _blend(result, video, factor)
+    result = torch.from_numpy(smoothed).float()
+    result[..., 0, :], result[..., -1, :], result[..., 0], result[..., -1] = (
+        video[..., 0, :], video[..., -1, :], video[..., 0], video[..., -1])
+    return _blend(result, video.float(), factor)
 
 
-_BLENDED: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {"Color": _color, "Sharpness": _sharpness}
+_FRAMEWISE: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
+    "Brightness": _brightness, "Color": _color, "Sharpness": _sharpness,
+}
 
 
 # ---------------------------------------------------------------------------- geometric ops
