@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import torch
 from fvcore.common.config import CfgNode
 
 from rs3d.checkpoint import CheckpointError, CheckpointManager, load_weights
@@ -48,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = build_model(cfg)
     load_weights(model, path)
     model = model.to(dist.device)
+    if cfg.TRAIN.CHANNELS_LAST:  # the normaliser feeds channels-last clips; the weights must match that layout
+        model = model.to(memory_format=torch.channels_last_3d)
     summary = run_test(cfg, model, load_class_names_for(cfg), dist,
                        autocast_dtype(cfg.TRAIN.MIXED_PRECISION, dist.device))
     if dist.is_main:

@@ -29,10 +29,14 @@ def evaluate(model: nn.Module, loader: DataLoader, normalizer: ClipNormalizer, a
         valid = batch["valid"]
         if not valid.any():
             continue
-        videos = normalizer(batch["video"][valid])  # (N, V, 3, T, H, W)
+        # The uint8 batch goes to the device whole (one asynchronous copy from pinned memory); unreadable videos
+        # are dropped there, and clips become float only max_clips at a time, inside forward_views.
+        videos = batch["video"].to(normalizer.device, non_blocking=True)  # (N, V, 3, T, H, W) uint8
+        if not bool(valid.all()):
+            videos = videos[valid.to(normalizer.device)]
         labels = batch["label"][valid].to(normalizer.device)
         with autocast(normalizer.device, amp_dtype):
-            logits = forward_views(model, videos, max_clips).float()
+            logits = forward_views(model, videos, max_clips, transform=normalizer).float()
         probs = aggregate_views(logits, aggregation)
         loss = criterion(torch.log(probs.clamp_min(1e-12)), labels)
         meter.update(probs, labels, batch["index"][valid], float(loss))

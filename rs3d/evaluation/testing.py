@@ -10,8 +10,8 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from rs3d.data import ClipNormalizer, SkipTracker, build_loader
-from rs3d.evaluation.reports import write_confusion_matrix, write_predictions
 from rs3d.evaluation.evaluator import evaluate
+from rs3d.evaluation.reports import write_confusion_matrix, write_predictions
 from rs3d.utils.distributed import DistInfo
 
 logger = logging.getLogger("rs3d")

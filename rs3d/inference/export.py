@@ -26,15 +26,16 @@ def export_model(model: nn.Module, num_frames: int, crop_size: int, path: str, o
     """Export ``model`` (eval mode) for (N, 3, T, S, S) float clips with a dynamic batch; save it atomically,
     reload it and compare its logits with eager ones on a random clip."""
     model = model.eval()
+    device = next(model.parameters()).device  # the example must live where the model does (a CUDA model too)
     generator = torch.Generator().manual_seed(seed)
-    example = torch.randn(batch_size, 3, num_frames, crop_size, crop_size, generator=generator)
+    example = torch.randn(batch_size, 3, num_frames, crop_size, crop_size, generator=generator).to(device)
     batch = torch.export.Dim("batch", min=1, max=1024)
     with torch.no_grad():
         program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
         with atomic_path(path) as tmp:  # keeps the .pt2 name torch.export.save wants
             torch.export.save(program, tmp)
         reloaded = torch.export.load(path).module()
-        check = torch.randn(batch_size + 1, 3, num_frames, crop_size, crop_size, generator=generator)
+        check = torch.randn(batch_size + 1, 3, num_frames, crop_size, crop_size, generator=generator).to(device)
         diff = float((reloaded(check) - model(check)).abs().max())
     report = ExportReport(path, (-1, 3, num_frames, crop_size, crop_size), diff)
     if onnx_path:
