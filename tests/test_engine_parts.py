@@ -16,7 +16,15 @@ from rs3d.checkpoint import (
     save_atomic,
     set_rng_state,
 )
-from rs3d.engine import ModelEma, build_scheduler, ema_decay, parameter_groups, scaled_lr, warmup_cosine
+from rs3d.engine import (
+    ModelEma,
+    build_optimizer,
+    build_scheduler,
+    ema_decay,
+    parameter_groups,
+    scaled_lr,
+    warmup_cosine,
+)
 from rs3d.models import ResNet3D
 
 
@@ -178,3 +186,18 @@ def test_pytorchvideo_zoo_checkpoint_loads_into_the_baseline(tmp_path):
     clip = torch.randn(1, 3, 8, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(ours(clip), reference(clip), rtol=1e-4, atol=1e-4)
+
+
+def test_fused_sgd_is_chosen_on_gpu_only_and_matches_the_default_update():
+    assert build_optimizer(tiny_model(), 0.1, 0.9, 1e-4).defaults["fused"] is None  # CPU: torch's default
+    models = [tiny_model().eval(), tiny_model().eval()]  # eval: no dropout/drop-path draws to differ
+    models[1].load_state_dict(models[0].state_dict())
+    optimizers = [build_optimizer(m, 0.1, 0.9, 1e-4, fused=f) for m, f in zip(models, (False, True))]
+    clip = torch.randn(2, 3, 4, 16, 16)
+    for _ in range(3):
+        for model, optimizer in zip(models, optimizers):
+            model(clip).square().mean().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -35,9 +35,17 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
-                    nesterov: bool = True) -> torch.optim.SGD:
-    """SGD with (Nesterov) momentum over :func:`parameter_groups`."""
-    return torch.optim.SGD(parameter_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov)
+                    nesterov: bool = True, fused: bool | None = None) -> torch.optim.SGD:
+    """SGD with (Nesterov) momentum over :func:`parameter_groups`.
+
+    ``fused=None`` picks the fused kernel (one launch for every parameter) when all parameters are on a GPU,
+    and torch's default elsewhere; the update is the same SGD arithmetic either way.
+    """
+    groups = parameter_groups(model, weight_decay)
+    if fused is None:
+        params = [p for g in groups for p in g["params"]]
+        fused = bool(params) and all(p.is_cuda for p in params)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, fused=fused or None)
 
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
