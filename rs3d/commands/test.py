@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.make_parser(__doc__, "rs3d-test")
     cli.add_config_arguments(parser)
     args, cfg = cli.parse_config(parser, argv)
-    dist = init_distributed(cfg.TRAIN.DEVICE)
+    dist = init_distributed(cfg.TRAIN.DEVICE, cfg.TRAIN.DIST_TIMEOUT_MINUTES)
     setup_logging(cfg.OUTPUT_DIR, dist.is_main)
     seed_everything(cfg.SEED)
     path = find_weights(cfg)

@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.make_parser(__doc__, "rs3d-train")
     cli.add_config_arguments(parser)
     args, cfg = cli.parse_config(parser, argv)
-    dist = init_distributed(cfg.TRAIN.DEVICE)
+    dist = init_distributed(cfg.TRAIN.DEVICE, cfg.TRAIN.DIST_TIMEOUT_MINUTES)
     setup_logging(cfg.OUTPUT_DIR, dist.is_main)
     if dist.is_main:
         atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())

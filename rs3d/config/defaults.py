@@ -171,7 +171,10 @@ _C.TRAIN.BATCH_SIZE = 8
 _C.TRAIN.EVAL_PERIOD = 5
 # Write a checkpoint every this many epochs (and always after the last one).
 _C.TRAIN.CHECKPOINT_PERIOD = 1
-# Epoch checkpoints kept (the best one is kept separately).
+# Also write a checkpoint every this many iterations inside an epoch (0: epoch ends only); a run resumed from it
+# continues with the same remaining samples in the same order. Preemption (SIGTERM/SIGUSR1) always writes one.
+_C.TRAIN.CHECKPOINT_PERIOD_ITERS = 0
+# Checkpoints kept, epoch and mid-epoch together (the best one is kept separately).
 _C.TRAIN.KEEP_CHECKPOINTS = 3
 # Continue from the newest checkpoint in OUTPUT_DIR/checkpoints if there is one.
 _C.TRAIN.AUTO_RESUME = True
@@ -193,6 +196,9 @@ _C.TRAIN.PRECISE_BN_BATCHES = 200
 _C.TRAIN.LOG_PERIOD = 20
 # Device: "auto" (CUDA when available), "cuda" or "cpu".
 _C.TRAIN.DEVICE = "auto"
+# How long a collective may wait for the slowest rank before the job fails (minutes). NCCL's default is 10,
+# shorter than a Kinetics 30-view test shard can take to finish on one rank while the others wait to gather.
+_C.TRAIN.DIST_TIMEOUT_MINUTES = 180
 # Deterministic algorithms (bit-exact resume and reruns on CPU; slower on GPU).
 _C.TRAIN.DETERMINISTIC = False
 

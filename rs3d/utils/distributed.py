@@ -1,6 +1,7 @@
 """Process-group setup from the torchrun environment (NCCL on GPUs, gloo on CPU) and rank helpers."""
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -26,8 +27,11 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
-    """Join the process group torchrun describes (RANK/WORLD_SIZE/LOCAL_RANK); single process otherwise."""
+def init_distributed(device: str = "auto", timeout_minutes: float = 180.0) -> DistInfo:
+    """Join the process group torchrun describes (RANK/WORLD_SIZE/LOCAL_RANK); single process otherwise.
+
+    ``timeout_minutes`` bounds how long a collective waits for the slowest rank (TRAIN.DIST_TIMEOUT_MINUTES).
+    """
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
@@ -37,7 +41,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     else:
         dev = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=timeout_minutes))
     return DistInfo(rank, world, local, dev)
 
 
