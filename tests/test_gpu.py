@@ -1,0 +1,112 @@
+"""The GPU tier (`pytest -m gpu`, skipped without CUDA): one training step of RS3D-50 and Slow R50 under every speed
+setting against an fp32 eager step, DDP with NCCL in one process, and the predictor in bf16.
+
+Tolerances, and why: fp32 rows run with TF32 matmuls/convolutions (10-bit mantissa, as the trainer runs them),
+bf16 rows with an 8-bit mantissa; over ~50 layers the logits then move by about 1% of their spread, and the
+gradient of a random-init network keeps its direction (cosine similarity) far better than its last bits.
+"""
+import os
+import socket
+
+import pytest
+import torch
+
+from rs3d.config import load_config
+from rs3d.engine.optim import build_optimizer
+from rs3d.models import build_model
+from rs3d.utils.runtime import configure_speed
+
+pytestmark = pytest.mark.gpu
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = {"rs3d_50": ("configs/kinetics400/rs3d_50.yaml", 16, 160), "slow_r50": ("configs/kinetics400/slow_r50.yaml",
+                                                                                   8, 160)}
+SETTINGS = {  # name: (bf16 autocast, channels_last_3d, torch.compile, fused SGD), logit tolerance
+    "fp32_tf32": ((False, False, False, False), 0.01),
+    "channels_last": ((False, True, False, False), 0.01),
+    "bf16": ((True, False, False, False), 0.05),
+    "bf16_channels_last_fused": ((True, True, False, True), 0.05),
+    "bf16_channels_last_compile": ((True, True, True, True), 0.05),
+}
+
+
+def build(name: str) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    path, frames, crop = MODELS[name]
+    cfg = load_config(os.path.join(ROOT, path), ["DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(crop),
+                                                 "MODEL.NUM_CLASSES", "10"])
+    torch.manual_seed(0)
+    model = build_model(cfg).cuda().eval()  # eval: no dropout / drop-path draws, BN uses fixed statistics
+    generator = torch.Generator(device="cuda").manual_seed(1)
+    clip = torch.rand(2, 3, frames, crop, crop, device="cuda", generator=generator)
+    return model, clip, torch.tensor([3, 7], device="cuda")
+
+
+def step(model, clip, labels, bf16, channels_last, compiled, fused):
+    """One trainer-style step; returns (logits, flattened gradient, parameters after the SGD update)."""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+        clip = clip.contiguous(memory_format=torch.channels_last_3d)
+    optimizer = build_optimizer(model, 0.1, 0.9, 4e-5, fused=fused)
+    runner = torch.compile(model) if compiled else model
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        logits = runner(clip)
+    torch.nn.functional.cross_entropy(logits.float(), labels, label_smoothing=0.1).backward()
+    grad = torch.cat([p.grad.flatten().float() for p in model.parameters()])
+    optimizer.step()
+    return logits.float().detach(), grad, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+@pytest.mark.parametrize("name", list(MODELS))
+def test_training_step_matches_fp32_eager(name, setting):
+    configure_speed()
+    (bf16, channels_last, compiled, fused), tolerance = SETTINGS[setting]
+    model, clip, labels = build(name)
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    ref_logits, ref_grad, ref_params = step(model, clip, labels, False, False, False, False)
+    configure_speed()
+    model.load_state_dict(reference)
+    model.zero_grad(set_to_none=True)
+    logits, grad, params = step(model, clip, labels, bf16, channels_last, compiled, fused)
+    spread = ref_logits.abs().max()
+    assert (logits - ref_logits).abs().max() <= tolerance * spread + 1e-4
+    assert torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0) > 0.99
+    assert (params - ref_params).abs().max() < 0.05  # one step at LR 0.1 moved every weight the same way
+
+
+def test_ddp_with_nccl_in_one_process():
+    from torch.nn.parallel import DistributedDataParallel
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("nccl", rank=0, world_size=1)
+    try:
+        model, clip, labels = build("rs3d_50")
+        reference = {k: v.clone() for k, v in model.state_dict().items()}
+        _, ref_grad, _ = step(model, clip, labels, True, True, False, True)
+        model.load_state_dict(reference)
+        model.zero_grad(set_to_none=True)
+        ddp = DistributedDataParallel(model, device_ids=[0])
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = ddp(clip.contiguous(memory_format=torch.channels_last_3d))
+        torch.nn.functional.cross_entropy(logits.float(), labels, label_smoothing=0.1).backward()
+        grad = torch.cat([p.grad.flatten().float() for p in model.parameters()])
+        assert torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0) > 0.999
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_predictor_in_bf16_agrees_with_fp32(tmp_path):
+    from rs3d.checkpoint import save_atomic
+    from rs3d.inference import Predictor
+
+    cfg = load_config(os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml"), ["MODEL.NUM_CLASSES", "8"])
+    torch.manual_seed(0)
+    save_atomic({"model": build_model(cfg).state_dict(), "config": cfg.dump()}, str(tmp_path / "m.pyth"))
+    clips = torch.randint(0, 256, (4, 3, cfg.DATA.NUM_FRAMES, 72, 96), dtype=torch.uint8)
+    bf16 = Predictor(None, str(tmp_path / "m.pyth"), "cuda")  # TRAIN.MIXED_PRECISION auto: bf16 on a GPU
+    fp32 = Predictor(None, str(tmp_path / "m.pyth"), "cuda", overrides=["TRAIN.MIXED_PRECISION", "off"])
+    assert bf16.amp_dtype == torch.bfloat16 and fp32.amp_dtype is None
+    torch.testing.assert_close(bf16.predict_clip(clips), fp32.predict_clip(clips), atol=0.02, rtol=0.05)
