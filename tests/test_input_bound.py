@@ -1,0 +1,52 @@
+"""The input-bound diagnosis: a slow loader is named as the bottleneck, a slow model is not."""
+import logging
+import time
+
+from rs3d.engine.diagnosis import InputBoundHook, InputBoundReport, advice
+from rs3d.engine.trainer import TrainerBase
+
+
+class SleepyTrainer(TrainerBase):
+    """A loop whose loader and step take fixed times."""
+
+    def __init__(self, load_s: float, step_s: float, steps: int = 8):
+        super().__init__()
+        self.load_s, self.step_s, self.max_epoch, self.iters_per_epoch = load_s, step_s, 1, steps
+
+    def epoch_batches(self):
+        for i in range(self.iters_per_epoch):
+            time.sleep(self.load_s)
+            yield i
+
+    def run_step(self, batch) -> None:
+        time.sleep(self.step_s)
+
+
+def run(load_s, step_s, caplog):
+    trainer = SleepyTrainer(load_s, step_s)
+    hook = InputBoundHook(clips_per_step=4, num_workers=2, prefetch=2, skip_steps=2)
+    trainer.register_hooks([hook])
+    with caplog.at_level(logging.INFO, logger="rs3d"):
+        summary = trainer.train()
+    return hook, summary, caplog.text
+
+
+def test_slow_loader_is_reported_with_what_to_try(caplog):
+    hook, summary, text = run(0.03, 0.002, caplog)
+    assert hook.total.steps == 6 and summary["data_wait_fraction"] > 0.7
+    assert "INPUT-BOUND" in text and "DATA_LOADER.NUM_WORKERS is 2" in text and "DATA.AUGMENT_ON_DEVICE" in text
+    assert "input check over the whole run" in text
+    assert hook.total.model_clips_per_s > 5 * hook.total.loader_clips_per_s
+
+
+def test_slow_model_is_not_input_bound(caplog):
+    hook, summary, text = run(0.0, 0.02, caplog)
+    assert summary["data_wait_fraction"] < 0.1 and "not input-bound" in text and "INPUT-BOUND" not in text
+
+
+def test_advice_arithmetic():
+    report = InputBoundReport(steps=10, wait_s=3.0, compute_s=1.0, clips_per_step=8)
+    assert report.wait_fraction == 0.75
+    assert report.loader_clips_per_s == 20.0 and report.model_clips_per_s == 80.0
+    text = advice(report, 0.1, 4, 2, augment_on_device=True)
+    assert "4.0x faster input" in text and "AUGMENT_ON_DEVICE" not in text
