@@ -50,3 +50,10 @@ def test_advice_arithmetic():
     assert report.loader_clips_per_s == 20.0 and report.model_clips_per_s == 80.0
     text = advice(report, 0.1, 4, 2, augment_on_device=True)
     assert "4.0x faster input" in text and "AUGMENT_ON_DEVICE" not in text
+
+
+def test_bottleneck_names_the_slower_side():
+    from rs3d.studies.input_pipeline import bottleneck
+
+    assert bottleneck(50.0, 100.0).startswith("input") and "2.0x more" in bottleneck(50.0, 100.0)
+    assert bottleneck(300.0, 100.0).startswith("model") and "3.0x headroom" in bottleneck(300.0, 100.0)
