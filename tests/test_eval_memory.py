@@ -46,3 +46,17 @@ def test_evaluate_normalises_in_chunks_and_drops_invalid_videos():
     probs = expected.softmax(-1).mean(1)
     torch.testing.assert_close(meter.scores, probs)
     assert meter.video_ids.tolist() == [0, 2, 3]
+
+
+def test_evaluation_reports_progress_with_an_eta():
+    from rs3d.evaluation.progress import EvalProgress
+
+    lines = []
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 2 * 4 * 4, 3))
+    batch = {"video": torch.zeros(2, 1, 3, 2, 4, 4, dtype=torch.uint8), "label": torch.tensor([0, 1]),
+             "index": torch.arange(2), "valid": torch.tensor([True, True]), "failures": []}
+    evaluate(model, [batch] * 3, normalizer(), None, progress=EvalProgress("test on val", 0.0, lines.append))
+    assert len(lines) == 3 and lines[-1].startswith("test on val: batch 3/3 (100%)") and "ETA 0:00:00" in lines[-1]
+    quiet = []
+    evaluate(model, [batch] * 3, normalizer(), None, progress=EvalProgress("validation", 3600.0, quiet.append))
+    assert len(quiet) == 1 and "batch 3/3" in quiet[0]  # only the last batch within the period

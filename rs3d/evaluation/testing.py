@@ -11,6 +11,7 @@ from torch import nn
 
 from rs3d.data import ClipNormalizer, SkipTracker, build_loader
 from rs3d.evaluation.evaluator import evaluate
+from rs3d.evaluation.progress import EvalProgress
 from rs3d.evaluation.reports import write_confusion_matrix, write_predictions
 from rs3d.utils.distributed import DistInfo
 
@@ -23,7 +24,8 @@ def run_test(cfg: CfgNode, model: nn.Module, class_names: list[str], dist: DistI
     loader = build_loader(cfg, cfg.TEST.SPLIT, multi_view=True, rank=dist.rank, world_size=dist.world_size)
     normalizer = ClipNormalizer.from_config(cfg, dist.device, cfg.TRAIN.CHANNELS_LAST)
     skips = SkipTracker()
-    meter = evaluate(model, loader, normalizer, amp_dtype, cfg.TEST.VIEW_AGGREGATION, skips=skips)
+    progress = EvalProgress(f"test on {cfg.TEST.SPLIT}") if dist.is_main else None
+    meter = evaluate(model, loader, normalizer, amp_dtype, cfg.TEST.VIEW_AGGREGATION, skips=skips, progress=progress)
     summary = meter.summary()
     summary["skipped_videos"] = skips.total_skips
     views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
