@@ -13,10 +13,24 @@ _C.MODEL = CN()
 # Architecture: "resnet3d" (rs3d's own 3D ResNet / ResNet-RS) or a pytorchvideo baseline
 # ("slow_r50", "i3d_r50", "c2d_r50", "r2plus1d_r50", "x3d_xs", "x3d_s", "x3d_m", "x3d_l").
 _C.MODEL.ARCH = "resnet3d"
-# Number of output classes (logits per clip).
+# Number of output classes (logits per clip); 0 = as many as the data has (DATA.PATH_TO_DATA_DIR's class names file
+# or class folders), resolved when the config is loaded.
 _C.MODEL.NUM_CLASSES = 400
 # Dropout probability before the final linear classifier.
 _C.MODEL.DROPOUT_RATE = 0.5
+
+# Initial weights, applied when the model is built (TRAIN.CHECKPOINT_FILE, if set, is loaded after them).
+_C.MODEL.INIT = CN()
+# "" (random), "timm:<name>" (a timm 2D ResNet-RS, e.g. timm:resnetrs50, inflated to 3D), "pytorchvideo" (the
+# published Kinetics weights of a pytorchvideo baseline MODEL.ARCH), or a checkpoint path (rs3d, PySlowFast .pyth /
+# Caffe2 .pkl, pytorchvideo .pyth, bare state dict). Layers whose shape differs (the head) stay freshly initialised.
+_C.MODEL.INIT.FROM = ""
+# Local weights file for "timm:<name>" (timm's pretrained_cfg_overlay file=...; no download).
+_C.MODEL.INIT.FILE = ""
+# 2D -> 3D kernel inflation: "mean" (I3D: repeat over the kt taps, divide by kt) or "center" (all on the middle tap).
+_C.MODEL.INIT.INFLATE = "mean"
+# Re-initialise the classifier even when its shape fits (fine-tuning on other classes with the same count).
+_C.MODEL.INIT.RESET_HEAD = False
 
 # Knobs of rs3d's 3D ResNet (ignored by pytorchvideo baselines).
 _C.MODEL.RESNET3D = CN()
@@ -73,8 +87,12 @@ _C.DATA.TRAIN_CROP_SIZE = 224
 _C.DATA.TEST_CROP_SIZE = 256
 # Input channels (RGB).
 _C.DATA.INPUT_CHANNEL_NUM = 3
-# Folder holding train.csv / val.csv / test.csv (PySlowFast "path label" lines or official Kinetics CSVs).
+# Folder holding train.csv / val.csv / test.csv (PySlowFast "path label" lines or official Kinetics CSVs), or a
+# folder of class folders: DIR/<class>/<video>, or DIR/train/<class>/<video> with DIR/val/... (and DIR/test/...).
 _C.DATA.PATH_TO_DATA_DIR = ""
+# Class folders without val/ (test/) folders: this fraction of each class's videos (at least one, chosen by a hash
+# of the file name) is held out as the val (and test) split.
+_C.DATA.FOLDER_VAL_FRACTION = 0.1
 # Prefix joined in front of every video path of a PySlowFast CSV (default: PATH_TO_DATA_DIR).
 _C.DATA.PATH_PREFIX = ""
 # Separator between path and label in PySlowFast CSVs (" " means any whitespace).
@@ -205,8 +223,11 @@ _C.TRAIN.DETERMINISTIC = False
 _C.TEST = CN()
 # Run the final multi-view test.
 _C.TEST.ENABLE = True
-# Videos per process per test step (each brings all its views).
-_C.TEST.BATCH_SIZE = 8
+# Videos per process per test step (each brings all its views). One Kinetics test video is 30 views x 3 x 32 x
+# 256 x 256 uint8 = 189 MB, and every loader worker holds PREFETCH_FACTOR batches in shared memory, so 2 videos
+# (60 clips, 0.38 GB a batch, ~6 GB of shared memory with 8 workers x prefetch 2) keep a GPU busy without
+# exhausting /dev/shm; the model sees at most 32 clips per forward either way.
+_C.TEST.BATCH_SIZE = 2
 # Temporal clips per video, spread uniformly, in the final test.
 _C.TEST.NUM_ENSEMBLE_VIEWS = 10
 # Spatial crops per clip in the final test: 3 (left/centre/right, or top/centre/bottom) or 1 (centre).
