@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +40,26 @@ class SpeedSetting:
                                  ("compile", self.compile)) if on]
         return f"{mode}, batch {self.batch_size}, {self.frames}x{self.crop}x{self.crop}, " \
                f"{self.device}{', ' + '+'.join(flags) if flags else ''}"
+
+
+def real_batches(config_path: str, opts: list[str], frames: int, crop: int, batch_size: int,
+                 device: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Picklable source of real training batches for timing processes: the config's training loader (decode,
+    augmentation, workers as configured) at this clip size, normalised on ``device``, cycling over epochs."""
+    from rs3d.config import load_config
+    from rs3d.data import ClipNormalizer, build_loader
+
+    sized = [*opts, "DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(crop),
+             "TRAIN.BATCH_SIZE", str(batch_size)]
+    cfg = load_config(config_path, sized)
+    loader = build_loader(cfg, "train")
+    normalizer = ClipNormalizer.from_config(cfg, device)
+    epoch = 0
+    while True:
+        loader.sampler.set_epoch(epoch)
+        for batch in loader:
+            yield normalizer(batch["video"]), batch["label"].to(device, non_blocking=True)
+        epoch += 1
 
 
 def build_for_clip(config_path: str, opts: list[str], frames: int, crop: int) -> nn.Module:
@@ -88,8 +108,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_model(model: nn.Module, setting: SpeedSetting) -> dict[str, float]:
-    """Clips/s, seconds per step and peak memory (MiB) of ``model`` under ``setting``, in this process."""
+def time_model(model: nn.Module, setting: SpeedSetting,
+               batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, float]:
+    """Clips/s, seconds per step and peak memory (MiB) of ``model`` under ``setting``, in this process.
+
+    ``batches`` (clips, labels) feed every step from a real loader (see :func:`real_batches`): the data pipeline
+    is then part of the measurement; without it one synthetic clip batch is reused.
+    """
     device = torch.device(setting.device)
     memory_format = torch.channels_last_3d if setting.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format).train(setting.train)
@@ -109,6 +134,10 @@ def time_model(model: nn.Module, setting: SpeedSetting) -> dict[str, float]:
     labels = torch.zeros(setting.batch_size, dtype=torch.long, device=device)
 
     def step() -> None:
+        nonlocal clip, labels
+        if batches is not None:
+            clip, labels = next(batches)
+            clip = clip.contiguous(memory_format=memory_format)
         if optimizer is None:
             with torch.inference_mode(), autocast:
                 runner(clip)
@@ -136,20 +165,23 @@ def time_model(model: nn.Module, setting: SpeedSetting) -> dict[str, float]:
     return {"clips_per_s": setting.batch_size / seconds, "step_s": seconds, "peak_mib": peak}
 
 
-def _child(build: Callable[[], nn.Module], setting: SpeedSetting, queue: mp.Queue) -> None:
+def _child(build: Callable[[], nn.Module], setting: SpeedSetting, queue: mp.Queue,
+           batches: Callable[[], Iterator] | None = None) -> None:
     try:
         torch.manual_seed(0)
         configure_speed()  # a spawned process starts with torch's defaults: set what the trainer sets
-        queue.put(time_model(build(), setting))
+        queue.put(time_model(build(), setting, batches() if batches else None))
     except Exception as e:  # reported to the parent, which prints it in the table
         queue.put({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
 
 
-def time_in_subprocess(build: Callable[[], nn.Module], setting: SpeedSetting) -> dict:
-    """Run ``time_model(build(), setting)`` in a fresh spawned process; ``build`` must be picklable."""
+def time_in_subprocess(build: Callable[[], nn.Module], setting: SpeedSetting,
+                       batches: Callable[[], Iterator] | None = None) -> dict:
+    """Run ``time_model(build(), setting, batches())`` in a fresh spawned process; ``build`` and ``batches`` (a
+    factory of real batches, e.g. a partial of :func:`real_batches`) must be picklable."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(build, setting, queue))
+    proc = ctx.Process(target=_child, args=(build, setting, queue, batches))
     proc.start()
     proc.join()
     if proc.exitcode != 0 and queue.empty():
