@@ -1,24 +1,79 @@
-"""Checkpoint files: atomic writes and safe (weights-only) loading with one-line errors that name the file."""
+"""Checkpoint files: atomic writes with a checksum beside them, verification, and safe (weights-only) loading
+with one-line errors that name the file."""
 from __future__ import annotations
 
+import errno
+import hashlib
+import io
 import os
 import pickle
 from typing import Any
 
 import torch
 
-from rs3d.utils.atomic import atomic_open
-from rs3d.utils.errors import UserInputError
+from rs3d.utils.atomic import atomic_open, atomic_write_text
+from rs3d.utils.errors import RunStoppedError, UserInputError
+
+CHECKSUM_SUFFIX = ".sha256"
 
 
 class CheckpointError(UserInputError, RuntimeError):
     """A checkpoint that cannot be used; the message names the file."""
 
 
-def save_atomic(obj: Any, path: str) -> None:
-    """``torch.save`` through a temporary file that is fsynced and renamed: a crash never leaves half a file."""
+class CheckpointSaveError(RunStoppedError, OSError):
+    """Writing a checkpoint failed (full disk, quota, I/O error); the earlier checkpoints are untouched and the
+    next run resumes from the newest of them."""
+
+
+def save_atomic(obj: Any, path: str, checksum: bool = False) -> None:
+    """``torch.save`` through a temporary file that is fsynced and renamed: a crash never leaves half a file.
+
+    The object is serialised in memory first, so a failing write surfaces as a plain ``OSError`` (torch's zip
+    writer reports it as an unrelated RuntimeError). With ``checksum``, ``<path>.sha256`` is written after the
+    rename: it marks the file complete and lets :func:`verify_checkpoint` detect later damage (truncation, bit
+    rot) without unpickling anything.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getbuffer()
     with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
+        f.write(data)
+    if checksum:
+        digest = hashlib.sha256(data).hexdigest()
+        atomic_write_text(path + CHECKSUM_SUFFIX, f"{digest}  {os.path.basename(path)}\n")
+
+
+def save_or_stop(obj: Any, path: str, checksum: bool = True) -> None:
+    """:func:`save_atomic`, turning a failed write (ENOSPC, EDQUOT, EIO...) into :class:`CheckpointSaveError`."""
+    try:
+        save_atomic(obj, path, checksum)
+    except OSError as exc:
+        hint = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the folder"
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CheckpointSaveError(f"could not write a checkpoint into {os.path.dirname(os.path.abspath(path))}: "
+                                  f"{reason}; earlier checkpoints are intact, {hint} and rerun to resume") from None
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checkpoint(path: str) -> str | None:
+    """None when ``path`` matches its ``.sha256`` (or has none: older files are checked by loading); else why not."""
+    marker = path + CHECKSUM_SUFFIX
+    if not os.path.isfile(marker):
+        return None
+    try:
+        with open(marker) as f:
+            expected = f.read().split()[0]
+    except (OSError, IndexError):
+        return f"unreadable {os.path.basename(marker)}"
+    return None if file_sha256(path) == expected else "checksum mismatch (truncated or damaged)"
 
 
 def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict:
@@ -31,5 +86,7 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         raise CheckpointError(f"{path}: refused, it holds pickled objects or code beyond tensors and plain "
                               f"containers (loaded with weights_only=True): {first}") from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0][:160]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        text = str(exc).strip().splitlines()
+        raise CheckpointError(f"{path}: not a readable checkpoint ({text[0][:160] if text else type(exc).__name__})"
+                              ) from None

@@ -1,47 +1,120 @@
-"""A run's checkpoint folder: ``checkpoint_epoch_NNNNN.pyth`` files, the last K kept, plus the best one."""
+"""A run's checkpoint folder: epoch and mid-epoch checkpoints (the last K kept), the best one, and picking the
+newest one that is intact when a run resumes.
+
+Names sort in training order, as strings and as (epoch, iteration): ``checkpoint_epoch_00003.pyth`` holds the
+state after 3 complete epochs, ``checkpoint_epoch_00003_iter_0000120.pyth`` the state 120 iterations into the
+4th. Each file has a ``.sha256`` beside it, written after the file itself: it marks the file complete and
+catches later damage.
+"""
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 
-from rs3d.checkpoint.io import save_atomic
+from rs3d.checkpoint.io import (
+    CHECKSUM_SUFFIX,
+    CheckpointError,
+    load_checkpoint,
+    save_or_stop,
+    verify_checkpoint,
+)
 from rs3d.utils.atomic import atomic_copy
 
-_EPOCH_FILE = re.compile(r"checkpoint_epoch_(\d+)\.pyth$")
+logger = logging.getLogger("rs3d")
+
+_NAME = re.compile(r"checkpoint_epoch_(\d+)(?:_iter_(\d+))?\.pyth$")
+
+
+def checkpoint_position(path: str) -> tuple[int, int] | None:
+    """(completed epochs, iterations into the next epoch) of a checkpoint file name; None for other files."""
+    m = _NAME.search(os.path.basename(path))
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else None
 
 
 class CheckpointManager:
-    """``checkpoint_epoch_NNNNN.pyth`` files in a folder: the last ``keep_last`` plus ``checkpoint_best.pyth``.
+    """Epoch and mid-epoch checkpoints in a folder: the last ``keep_last`` plus ``checkpoint_best.pyth``.
 
     Args:
         folder: where the checkpoints live (created on the first save).
-        keep_last: how many epoch checkpoints to keep; older ones are deleted after each save.
+        keep_last: how many checkpoints (epoch or mid-epoch) to keep; older ones are deleted after each save.
     """
 
     def __init__(self, folder: str, keep_last: int = 3):
         self.folder, self.keep_last = folder, keep_last
 
-    def path_for(self, epoch: int) -> str:
-        return os.path.join(self.folder, f"checkpoint_epoch_{epoch:05d}.pyth")
+    def path_for(self, epoch: int, iteration: int = 0) -> str:
+        name = f"checkpoint_epoch_{epoch:05d}" + (f"_iter_{iteration:07d}" if iteration else "")
+        return os.path.join(self.folder, name + ".pyth")
 
     @property
     def best_path(self) -> str:
         return os.path.join(self.folder, "checkpoint_best.pyth")
 
-    def latest(self) -> str | None:
-        """Newest complete epoch checkpoint (temporary files never match)."""
-        found = sorted((int(m.group(1)), p) for p in glob.glob(os.path.join(self.folder, "checkpoint_epoch_*.pyth"))
-                       if (m := _EPOCH_FILE.search(p)))
-        return found[-1][1] if found else None
+    def all(self) -> list[str]:
+        """Checkpoint files, oldest first (temporary files and ``.sha256`` markers never match)."""
+        found = [(pos, p) for p in glob.glob(os.path.join(self.folder, "checkpoint_epoch_*.pyth"))
+                 if (pos := checkpoint_position(p))]
+        return [p for _, p in sorted(found)]
 
-    def save(self, epoch: int, state: dict, is_best: bool = False) -> str:
-        """Write the epoch checkpoint (and the best copy), then prune old ones."""
-        path = self.path_for(epoch)
-        save_atomic(state, path)
+    def latest(self) -> str | None:
+        """Newest checkpoint file by name (not verified; see :meth:`load_latest`)."""
+        files = self.all()
+        return files[-1] if files else None
+
+    def load_latest(self) -> tuple[str, dict] | None:
+        """The newest checkpoint that verifies and loads, on the CPU, as (path, state); damaged ones are skipped
+        with a warning naming them and are left where they are for inspection."""
+        skipped = []
+        for path in reversed(self.all()):
+            problem, state = _check(path)
+            if state is not None:
+                return self._report(skipped, path), state
+            skipped.append(f"{os.path.basename(path)} ({problem})")
+        self._report(skipped, None)
+        return None
+
+    @staticmethod
+    def _report(skipped: list[str], chosen: str | None) -> str | None:
+        if skipped:
+            logger.warning("skipped damaged checkpoint(s) %s; %s", ", ".join(skipped),
+                           f"resuming from {os.path.basename(chosen)}" if chosen else "no intact one left")
+        return chosen
+
+    def save(self, epoch: int, state: dict, is_best: bool = False, iteration: int = 0) -> str:
+        """Write a checkpoint and its checksum (and the best copy), then prune old ones. A failed write raises
+        :class:`~rs3d.checkpoint.io.CheckpointSaveError` and leaves every earlier file as it was."""
+        path = self.path_for(epoch, iteration)
+        self._set_aside_if_damaged(path)
+        save_or_stop(state, path)
         if is_best:
-            atomic_copy(path, self.best_path)
-        epochs = sorted(glob.glob(os.path.join(self.folder, "checkpoint_epoch_*.pyth")))
-        for old in epochs[: max(0, len(epochs) - self.keep_last)]:
-            os.remove(old)
+            try:
+                atomic_copy(path, self.best_path)
+                atomic_copy(path + CHECKSUM_SUFFIX, self.best_path + CHECKSUM_SUFFIX)
+            except OSError:
+                save_or_stop(state, self.best_path)  # raises the one-line error
+        files = self.all()
+        for old in files[: max(0, len(files) - self.keep_last)]:
+            for name in (old, old + CHECKSUM_SUFFIX):
+                if os.path.exists(name):
+                    os.remove(name)
         return path
+
+    def _set_aside_if_damaged(self, path: str) -> None:
+        """A damaged file at the name about to be written (the run resumed from before it) is renamed to
+        ``<name>.damaged`` rather than overwritten, so it can still be inspected."""
+        if os.path.exists(path) and _check(path)[1] is None:
+            os.replace(path, path + ".damaged")
+            logger.warning("kept the damaged %s as %s.damaged", path, os.path.basename(path))
+
+
+def _check(path: str) -> tuple[str | None, dict | None]:
+    """(None, state) for an intact checkpoint (checksum, then a CPU load), else (why not, None)."""
+    problem = verify_checkpoint(path)
+    if problem is None:
+        try:
+            return None, load_checkpoint(path, "cpu")
+        except CheckpointError as exc:
+            problem = str(exc).split(": ", 1)[-1]
+    return problem, None

@@ -18,7 +18,7 @@ def run(main: Callable[[], int | None]) -> None:
     try:
         code = main()
     except (UserInputError, RunStoppedError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{getattr(exc, 'prefix', 'error')}: {exc}", file=sys.stderr)  # "stopped: ..." on preemption
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

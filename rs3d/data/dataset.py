@@ -4,15 +4,26 @@ A video that cannot be decoded never kills a worker. Training replaces it by ano
 (deterministic, bounded retries); testing returns a placeholder marked invalid so evaluation can
 drop it. Either way the failure travels with the batch (``failures``) so the main process logs
 each bad file once and counts skips per epoch (see :class:`SkipTracker`).
+
+A decoder that crashes the worker process itself (a segfault in native code) cannot be caught here; the
+dataset records which video each worker is decoding in shared memory (:class:`InFlight`) so the main process
+can name it; videos passed to ``exclude`` are treated as unreadable from then on.
+
+A stream that ends before the frame count its header declares is sampled within the frames that decode: the
+count learnt from the first early end (or from ``<split>.meta.json``) is kept for later visits.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
+import os
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from rs3d.data.annotations import VideoRecord
 from rs3d.data.batch import ClipBatch
@@ -37,6 +48,43 @@ from rs3d.data.transforms import (
 logger = logging.getLogger(__name__)
 
 
+class InFlight:
+    """Which video each DataLoader worker is decoding ("pid<TAB>path" per worker slot), in shared memory that
+    survives the worker's death, so the main process can name the file when a worker dies in native code."""
+
+    SLOTS, WIDTH = 64, 1024
+
+    def __init__(self) -> None:
+        self._buffer = multiprocessing.RawArray(ctypes.c_char, self.SLOTS * self.WIDTH)
+
+    def _slot(self) -> slice | None:
+        worker = get_worker_info()
+        if worker is None:
+            return None  # decoding in the main process: a crash there ends the process anyway
+        start = worker.id % self.SLOTS * self.WIDTH
+        return slice(start, start + self.WIDTH)
+
+    def set(self, path: str | None) -> None:
+        slot = self._slot()
+        if slot is not None:
+            text = f"{os.getpid()}\t{path}".encode(errors="replace")[: self.WIDTH - 1] if path else b""
+            self._buffer[slot] = text.ljust(self.WIDTH, b"\0")
+
+    def paths(self, pids: set[int] | None = None) -> list[str]:
+        """Videos being decoded right now, by the workers with ``pids`` (all workers when None)."""
+        found = []
+        for i in range(self.SLOTS):
+            raw = self._buffer[i * self.WIDTH:(i + 1) * self.WIDTH].split(b"\0", 1)[0]
+            if raw:
+                pid, _, path = raw.decode(errors="replace").partition("\t")
+                if pids is None or (pid.isdigit() and int(pid) in pids):
+                    found.append(path)
+        return found
+
+    def clear(self) -> None:
+        self._buffer[:] = b"\0" * len(self._buffer)
+
+
 class _VideoSource(Dataset):
     """Shared decoding: cached probe, backend then fallback, and re-sampling inside a truncated stream."""
 
@@ -45,6 +93,12 @@ class _VideoSource(Dataset):
             raise ValueError("dataset has no videos")
         self.records, self.spec, self.backends = list(records), spec, tuple(backends)
         self._info_cache: dict[str, VideoInfo] = {}  # filled lazily inside each worker
+        self.in_flight = InFlight()
+        self.excluded: dict[str, str] = {}  # path -> why; set in the main process before workers start
+
+    def exclude(self, path: str, reason: str) -> None:
+        """Treat ``path`` as unreadable from now on (workers started later see it)."""
+        self.excluded[path] = reason
 
     def __len__(self) -> int:
         return len(self.records)
@@ -58,6 +112,19 @@ class _VideoSource(Dataset):
         if path not in self._info_cache:
             self._info_cache[path] = probe_video(path)
         return self._info_cache[path]
+
+    def load(self, path: str) -> torch.Tensor:
+        """``_load(path)`` (probe, decode, transform) unless the video is excluded, recorded as in flight."""
+        if path in self.excluded:
+            raise VideoDecodeError(path, self.excluded[path])
+        self.in_flight.set(path)
+        try:
+            return self._load(path)
+        finally:
+            self.in_flight.set(None)
+
+    def _load(self, path: str) -> torch.Tensor:
+        raise NotImplementedError
 
     def decode(self, path: str, size: tuple[int, int] | None,
                choose_clips) -> tuple[torch.Tensor, list[np.ndarray]]:
@@ -74,7 +141,7 @@ class _VideoSource(Dataset):
             except VideoDecodeError as exc:
                 errors.append(exc.reason)
                 continue
-            num_frames = reader.info.num_frames
+            num_frames = min(reader.info.num_frames, info.num_frames)  # the decodable count, once known
             for _ in range(2):
                 clips = choose_clips(num_frames, reader.info.fps)
                 unique, positions = merge_indices(clips)
@@ -87,6 +154,8 @@ class _VideoSource(Dataset):
                     if not exc.decodable_frames or exc.decodable_frames >= num_frames:
                         break
                     num_frames = exc.decodable_frames
+                    # Later visits sample inside the decodable frames at once (this worker's cache).
+                    self._info_cache[path] = info = replace(info, num_frames=num_frames)
             reader.close()
         raise VideoDecodeError(path, "; ".join(dict.fromkeys(errors)))
 
@@ -117,7 +186,7 @@ class TrainClipDataset(_VideoSource):
             current = replacement_index(index, attempt, len(self))
             record = self.records[current]
             try:
-                video = self._load(record.path)
+                video = self.load(record.path)
                 return {"video": video, "label": record.label, "index": current, "failures": failures}
             except VideoDecodeError as exc:
                 failures.append((record.path, exc.reason))
@@ -157,7 +226,7 @@ class TestClipDataset(_VideoSource):
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         try:
-            video, failures, valid = self._load(record.path), [], True
+            video, failures, valid = self.load(record.path), [], True
         except VideoDecodeError as exc:
             size = self.transform.crop_size
             video = torch.zeros(self.num_views(), 3, self.spec.num_frames, size, size, dtype=torch.uint8)

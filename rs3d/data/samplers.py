@@ -2,10 +2,12 @@
 
 Workers (persistent or not, any number) and a resumed run then draw exactly the same clips, crops and
 RandAugment ops as an uninterrupted run: the sampler, which lives in the main process, hands each
-index to the dataset together with the epoch.
+index to the dataset together with the epoch. A run resumed from a mid-epoch checkpoint skips the samples the
+epoch had already used (``set_epoch(epoch, skip)``), so it sees the rest of the same permutation in the same order.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -13,20 +15,25 @@ from torch.utils.data import DistributedSampler, RandomSampler, Sampler
 
 
 class EpochSampler(Sampler):
-    """Wraps a Random/DistributedSampler: ``set_epoch`` reshuffles deterministically; yields (epoch, index)."""
+    """Wraps a Random/DistributedSampler: ``set_epoch`` reshuffles deterministically; yields (epoch, index).
+
+    ``skip`` leaves out the first samples of the epoch's order (this process's share), for the next iteration
+    only: later passes over the same epoch (precise BN) and ``len`` see the whole epoch.
+    """
 
     def __init__(self, sampler: Sampler, seed: int = 0):
-        self.sampler, self.seed, self.epoch = sampler, seed, 0
+        self.sampler, self.seed, self.epoch, self.skip = sampler, seed, 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
         if isinstance(self.sampler, DistributedSampler):
             self.sampler.set_epoch(epoch)
         elif isinstance(self.sampler, RandomSampler) and self.sampler.generator is not None:
             self.sampler.generator.manual_seed(self.seed * 100_003 + epoch)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        for index in self.sampler:
+        skip, self.skip = self.skip, 0
+        for index in itertools.islice(self.sampler, skip, None):
             yield self.epoch, int(index)
 
     def __len__(self) -> int:

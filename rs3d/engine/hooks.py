@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from rs3d.checkpoint import CheckpointManager, save_atomic
+from rs3d.checkpoint.io import CheckpointSaveError, save_atomic
+from rs3d.checkpoint.manager import CheckpointManager
 from rs3d.engine.monitor import format_eta
 from rs3d.evaluation.evaluator import evaluate
 from rs3d.utils.precision import autocast
@@ -116,25 +117,40 @@ class EvalHook(HookBase):
 
 
 class CheckpointHook(HookBase):
-    """Epoch checkpoints every ``period`` epochs and at the end (the last ``keep_last`` kept, plus the best by
-    validation top-1, EMA preferred), and ``model_final.pyth`` with the exported weights when training ends.
-    Only the main process writes."""
+    """Epoch checkpoints every ``period`` epochs and at the end, mid-epoch ones every ``period_iters`` iterations
+    (at the optimizer step that ends that iteration's accumulation group), the last ``keep_last`` kept, plus the
+    best by validation top-1 (EMA preferred), and ``model_final.pyth`` with the exported weights when training
+    ends. Only the main process writes."""
 
-    def __init__(self, manager: CheckpointManager, period: int, final_path: str):
-        self.manager, self.period, self.final_path = manager, period, final_path
+    def __init__(self, manager: CheckpointManager, period: int, final_path: str, period_iters: int = 0):
+        self.manager, self.period, self.final_path, self.period_iters = manager, period, final_path, period_iters
+        self.pending = False
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if self.period_iters > 0 and (t.iter + 1) % self.period_iters == 0:
+            self.pending = True
+        if self.pending and t.stepped and t.iter + 1 < t.iters_per_epoch:  # the epoch's end has its own
+            self.pending = False
+            t.save_checkpoint(iteration=t.iter + 1)
 
     def after_epoch(self) -> None:
         t = self.trainer
+        self.pending = False
         summary = t.epoch_summary
         score = summary.get("val_ema_top1", summary.get("val_top1", -math.inf))
         is_best = score > t.best
         t.best = max(t.best, score)
-        if t.dist.is_main and is_period(t.epoch + 1, self.period, t.is_last_epoch):
-            self.manager.save(t.epoch + 1, t.state_dict(t.epoch + 1), is_best)
+        if is_period(t.epoch + 1, self.period, t.is_last_epoch):
+            t.save_checkpoint(is_best=is_best)
 
     def after_train(self) -> None:
         if self.trainer.dist.is_main:
-            save_atomic(self.trainer.export_state(), self.final_path)
+            try:
+                save_atomic(self.trainer.export_state(), self.final_path)
+            except OSError as exc:
+                raise CheckpointSaveError(f"could not write {self.final_path}: {exc.strerror or exc}; the "
+                                          f"checkpoints are intact, free some space and rerun") from None
 
 
 class ProgressHook(HookBase):

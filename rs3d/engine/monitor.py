@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import logging
 import os
 import sys
 import time
+from typing import TextIO
 
 logger = logging.getLogger("rs3d")
 
@@ -27,12 +29,31 @@ def setup_logging(output_dir: str, is_main: bool) -> None:
         root.addHandler(file)
 
 
-class Monitor:
-    """Receives scalars and writes them to the log, metrics.jsonl and TensorBoard (no-ops off rank 0)."""
+def terminal_width(stream: TextIO, fallback: int = 100) -> int:
+    """Columns of the terminal ``stream`` writes to; ``fallback`` when it is not one (a pipe, a file, no fd)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or fallback
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return fallback
 
-    def __init__(self, output_dir: str, enabled: bool, tensorboard: bool = True):
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or replaced by an object without isatty
+        return False
+
+
+class Monitor:
+    """Receives scalars and writes them to the log, metrics.jsonl and TensorBoard (no-ops off rank 0).
+
+    In-epoch lines become a live progress line only when stderr, where they go, is a terminal, sized from that
+    terminal; piped or redirected (``| tee``, a batch system's log), every line is a plain log line.
+    """
+
+    def __init__(self, output_dir: str, enabled: bool, tensorboard: bool = True, stream: TextIO | None = None):
         self.enabled = enabled
-        self.tty = enabled and sys.stderr.isatty()
+        self.stream = stream
         if enabled:
             os.makedirs(output_dir, exist_ok=True)
         self._jsonl = open(os.path.join(output_dir, "metrics.jsonl"), "a") if enabled else None
@@ -41,6 +62,14 @@ class Monitor:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(os.path.join(output_dir, "tensorboard"))
+
+    @property
+    def tty(self) -> bool:
+        return self.enabled and is_terminal(self.out)
+
+    @property
+    def out(self) -> TextIO:
+        return self.stream or sys.stderr  # looked up late: tests and wrappers replace sys.stderr
 
     def scalars(self, step: int, values: dict, prefix: str) -> None:
         """Record ``values`` at global ``step`` under ``prefix`` ("train", "val", "test")."""
@@ -58,12 +87,13 @@ class Monitor:
         """A log line; on a terminal, in-epoch lines overwrite each other like a progress bar."""
         if not self.enabled:
             return
-        if self.tty and not final:
-            sys.stderr.write("\r" + text[: os.get_terminal_size().columns - 1].ljust(40))
-            sys.stderr.flush()
+        tty, out = self.tty, self.out
+        if tty and not final:
+            out.write("\r" + text[: terminal_width(out) - 1].ljust(40))
+            out.flush()
         else:
-            if self.tty:
-                sys.stderr.write("\r")
+            if tty:
+                out.write("\r")
             logger.info(text)
 
     def close(self) -> None:

@@ -19,16 +19,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from rs3d.checkpoint import (
-    CheckpointManager,
-    load_checkpoint,
-    load_weights,
-    rng_state,
-    set_rng_state,
-)
+from rs3d.checkpoint.io import load_checkpoint
+from rs3d.checkpoint.manager import CheckpointManager
+from rs3d.checkpoint.rng import rng_state, set_rng_state
+from rs3d.checkpoint.weights import load_weights
 from rs3d.config import ConfigError
 from rs3d.data import ClipNormalizer, SkipTracker, build_loader, load_class_names_for
 from rs3d.data.batch import ClipBatch
+from rs3d.engine.debug_hooks import CrashAtStepHook
 from rs3d.engine.ema import ModelEma
 from rs3d.engine.hooks import (
     CheckpointHook,
@@ -38,8 +36,10 @@ from rs3d.engine.hooks import (
     PreciseBNHook,
     ProgressHook,
 )
+from rs3d.engine.loader_guard import LoaderGuard
 from rs3d.engine.monitor import Monitor
 from rs3d.engine.optim import build_optimizer, build_scheduler, scaled_lr
+from rs3d.engine.preemption import PreemptionHook
 from rs3d.evaluation import SmoothedValue
 from rs3d.models import build_model
 from rs3d.utils.distributed import DistInfo, init_distributed
@@ -61,6 +61,7 @@ class TrainerBase:
     def __init__(self) -> None:
         self.hooks: list[HookBase] = []
         self.start_epoch = self.max_epoch = self.epoch = self.iter = self.iters_per_epoch = 0
+        self.start_iter = 0  # iterations of ``start_epoch`` already done (resumed from a mid-epoch checkpoint)
         self.step = 0  # optimizer steps taken over the whole run
         self.stepped = False  # whether the last run_step ended with an optimizer step
         self.epoch_summary: dict = {}
@@ -82,14 +83,17 @@ class TrainerBase:
         return self.epoch + 1 == self.max_epoch
 
     def train(self) -> dict:
-        """Run epochs ``start_epoch`` .. ``max_epoch - 1``; returns the last epoch's summary."""
+        """Run epochs ``start_epoch`` .. ``max_epoch - 1`` (the first from iteration ``start_iter``); returns the
+        last epoch's summary."""
         self.call_hooks("before_train")
         for self.epoch in range(self.start_epoch, self.max_epoch):
             self.call_hooks("before_epoch")
-            for self.iter, batch in enumerate(self.epoch_batches()):
+            self.iter = self.start_iter - 1
+            for self.iter, batch in enumerate(self.epoch_batches(), self.start_iter):
                 self.call_hooks("before_step")
                 self.run_step(batch)
                 self.call_hooks("after_step")
+            self.start_iter = 0
             self.epoch_summary = self.end_epoch()
             self.history.append(self.epoch_summary)  # hooks below add to it (validation results)
             self.call_hooks("after_epoch")
@@ -135,6 +139,7 @@ class Trainer(TrainerBase):
         self.monitor = Monitor(cfg.OUTPUT_DIR, self.dist.is_main)
         self.checkpoints = CheckpointManager(os.path.join(cfg.OUTPUT_DIR, "checkpoints"), cfg.TRAIN.KEEP_CHECKPOINTS)
         self.best = -math.inf
+        self._resumed_epoch: dict | None = None  # running sums of a mid-epoch checkpoint
         if cfg.TRAIN.ENABLE:
             self._build_training(cfg)
 
@@ -167,14 +172,17 @@ class Trainer(TrainerBase):
         return nn.CrossEntropyLoss(label_smoothing=cfg.SOLVER.LABEL_SMOOTHING)
 
     def build_hooks(self, cfg: CfgNode) -> list[HookBase | None]:
-        """EMA, precise BN, validation, checkpoints, then the progress line and metrics (in that order)."""
+        """EMA, precise BN, validation, checkpoints, the progress line and metrics, then the preemption handler
+        (in that order), plus the crash injection of :mod:`rs3d.engine.debug_hooks` when its variable is set."""
         return [
             EMAHook() if self.ema else None,
             PreciseBNHook(cfg.TRAIN.PRECISE_BN_BATCHES, cfg.TRAIN.EVAL_PERIOD) if cfg.TRAIN.PRECISE_BN else None,
             EvalHook(cfg.TRAIN.EVAL_PERIOD),
             CheckpointHook(self.checkpoints, cfg.TRAIN.CHECKPOINT_PERIOD,
-                           os.path.join(cfg.OUTPUT_DIR, "model_final.pyth")),
+                           os.path.join(cfg.OUTPUT_DIR, "model_final.pyth"), cfg.TRAIN.CHECKPOINT_PERIOD_ITERS),
             ProgressHook(cfg.TRAIN.LOG_PERIOD),
+            PreemptionHook(),
+            CrashAtStepHook.from_environment(),
         ]
 
     def _build_training(self, cfg: CfgNode) -> None:
@@ -197,15 +205,20 @@ class Trainer(TrainerBase):
             net = DistributedDataParallel(net, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None)
         self.net = torch.compile(net) if cfg.TRAIN.COMPILE else net
         self.register_hooks(self.build_hooks(cfg))
+        self.loader_guard = LoaderGuard(self.train_loader, os.path.join(cfg.OUTPUT_DIR, "crashed_videos.txt"))
         if cfg.TRAIN.AUTO_RESUME:
-            latest = self.checkpoints.latest()
-            if latest:
-                self.resume(latest)
+            found = self.checkpoints.load_latest()
+            if found:
+                self.resume(*found)
 
     # ------------------------------------------------------------------ state
-    def state_dict(self, epoch: int) -> dict:
-        """Everything needed to continue exactly after ``epoch`` completed epochs."""
-        return {
+    def state_dict(self, epoch: int, iteration: int = 0) -> dict:
+        """Everything needed to continue exactly after ``epoch`` completed epochs and ``iteration`` loader batches
+        of the next one (then with the epoch's running sums; taken at an optimizer step boundary)."""
+        mid_epoch = {"iter": iteration, "epoch_sums": {
+            "bad": self._bad.cpu(), "correct": self._correct.cpu(), "loss_sum": self._loss_sum.cpu(),
+            "seen": self._seen, "skips": self.skips.epoch_skips}} if iteration else {}
+        return {**mid_epoch,
             "model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "epoch": epoch, "step": self.step, "best": self.best,
@@ -213,9 +226,19 @@ class Trainer(TrainerBase):
             "arch": self.arch, "history": self.history,
         }
 
-    def resume(self, path: str) -> None:
-        """Restore a checkpoint written by :meth:`state_dict` (weights, optimiser, schedule, RNGs)."""
-        state = load_checkpoint(path, self.device)
+    def save_checkpoint(self, iteration: int = 0, is_best: bool = False) -> str | None:
+        """Write the run's state on the main process: after ``epoch + 1`` epochs, or ``iteration`` batches into the
+        current epoch. Returns the path (None on other ranks)."""
+        if not self.dist.is_main:
+            return None
+        done = self.epoch if iteration else self.epoch + 1
+        return self.checkpoints.save(done, self.state_dict(done, iteration), is_best, iteration)
+
+    def resume(self, path: str, state: dict | None = None) -> None:
+        """Restore a checkpoint written by :meth:`state_dict` (weights, optimiser, schedule, RNGs, and for a
+        mid-epoch one the position in the epoch). It is loaded on the CPU: RNG states must stay there, and
+        ``load_state_dict`` copies tensors to the model's device anyway."""
+        state = load_checkpoint(path, "cpu") if state is None else state
         self.model.load_state_dict(state["model"])
         if self.ema and state.get("ema"):
             self.ema.load_state_dict(state["ema"])
@@ -223,9 +246,12 @@ class Trainer(TrainerBase):
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.start_epoch, self.step, self.best = state["epoch"], state["step"], state["best"]
+        self.start_iter = int(state.get("iter", 0))
+        self._resumed_epoch = state.get("epoch_sums")
         self.history = list(state.get("history", []))
         set_rng_state(state["rng"])
-        logger.info("resumed from %s (epoch %d, step %d)", path, self.start_epoch, self.step)
+        at = f", iteration {self.start_iter}" if self.start_iter else ""
+        logger.info("resumed from %s (epoch %d%s, step %d)", path, self.start_epoch, at, self.step)
 
     def export_model(self) -> nn.Module:
         """The model that is exported and tested: the EMA model when EMA is on."""
@@ -247,9 +273,9 @@ class Trainer(TrainerBase):
         return summary
 
     def epoch_batches(self) -> Iterable[ClipBatch]:
-        """The epoch's training batches (a whole number of accumulation groups); resets the epoch's meters."""
+        """The epoch's training batches (a whole number of accumulation groups) from ``start_iter``; resets the
+        epoch's meters (or restores them from a mid-epoch checkpoint)."""
         self.net.train()
-        self.train_loader.sampler.set_epoch(self.epoch)
         self.optimizer.zero_grad(set_to_none=True)
         self.meters = {"data_time": SmoothedValue(), "step_time": SmoothedValue()}
         # Device-side sums: reading them forces a GPU sync, so that happens only on log steps.
@@ -257,10 +283,13 @@ class Trainer(TrainerBase):
         self._correct = torch.zeros((), device=self.device)
         self._loss_sum = torch.zeros((), device=self.device)
         self._seen = 0
-        for i, batch in enumerate(self.train_loader):
-            if i >= self.iters_per_epoch:
-                break
-            yield batch
+        if self.start_iter and self._resumed_epoch:  # continue the epoch's running sums
+            sums, self._resumed_epoch = self._resumed_epoch, None
+            self._bad, self._correct, self._loss_sum = (sums[k].to(self.device) for k in ("bad", "correct",
+                                                                                         "loss_sum"))
+            self._seen, self.skips.epoch_skips = sums["seen"], sums["skips"]
+        # The loader restarts at the first batch not yet trained on, also after a DataLoader worker died.
+        yield from self.loader_guard.batches(self.epoch, self.start_iter, self.iters_per_epoch)
 
     def run_step(self, batch: ClipBatch) -> None:
         """Forward and backward one loader batch; an optimizer step at the end of each accumulation group."""
