@@ -12,7 +12,14 @@ SHORT_VIDEO_MODES = ("loop", "pad")
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """A clip of ``num_frames`` frames, ``sampling_rate`` frames apart at ``target_fps`` (0 = source fps)."""
+    """A clip of ``num_frames`` frames, ``sampling_rate`` frames apart at ``target_fps`` (0 = source fps).
+
+    Args:
+        num_frames: frames per clip (DATA.NUM_FRAMES).
+        sampling_rate: distance between sampled frames, in frames at ``target_fps`` (DATA.SAMPLING_RATE).
+        target_fps: resample every video to this frame rate first (0: use each video's own rate).
+        short_video: videos shorter than a clip ``"loop"`` back to their start (TF) or ``"pad"`` with the last frame.
+    """
 
     num_frames: int
     sampling_rate: int

@@ -71,6 +71,17 @@ class TrainClipTransform:
 
     ``randaug_policy`` picks the RandAugment definition (:data:`RANDAUGMENT_POLICIES`) and with it the scale of
     ``randaug_magnitude``: 0-10 (above 10 extrapolates) for "tf" / "tf_reflect", a bin 0-30 for "torchvision".
+
+    Args:
+        crop_size: side of the square output clip.
+        mode: ``"rrc"`` random-resized crop (``area`` fraction of the frame, ``aspect`` ratio range) or
+            ``"jitter"`` (short side drawn from ``jitter`` then a random ``crop_size`` square).
+        area, aspect: random-resized crop ranges (TF: 0.08-1 and 0.5-2).
+        jitter: short-side range of the ``"jitter"`` mode.
+        flip_prob: probability of a horizontal flip.
+        randaug_layers: RandAugment ops per clip (0: none).
+        randaug_magnitude: RandAugment strength on the policy's scale.
+        randaug_policy: ``"tf"``, ``"tf_reflect"`` or ``"torchvision"``.
     """
 
     def __init__(self, crop_size: int, mode: str = "rrc", area: tuple[float, float] = (0.08, 1.0),
@@ -137,7 +148,12 @@ def build_randaugment(layers: int, magnitude: float, policy: str) -> FastRandAug
 
 
 class TestClipTransform:
-    """Short side resized (at decode time) to ``crop_size``, then 1 centre or 3 edge-to-edge square crops."""
+    """Short side resized (at decode time) to ``crop_size``, then 1 centre or 3 edge-to-edge square crops.
+
+    Args:
+        crop_size: side of each square view (TF: 256).
+        num_crops: 1 (centre) or 3 (left/centre/right, top/centre/bottom for portrait videos).
+    """
 
     __test__ = False  # not a pytest test class
 
