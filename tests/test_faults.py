@@ -8,6 +8,7 @@ import stat
 
 import pytest
 import torch
+from test_training import tiny_cfg
 
 from rs3d.checkpoint.io import CheckpointSaveError, load_checkpoint
 from rs3d.checkpoint.manager import CheckpointManager
@@ -15,8 +16,6 @@ from rs3d.data.prep.toy import generate_toy_dataset
 from rs3d.engine import HookBase, Trainer
 from rs3d.engine.monitor import Monitor
 from rs3d.engine.preemption import PREEMPTED_EXIT_CODE, PreemptedError
-
-from test_training import tiny_cfg
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +236,38 @@ def test_a_worker_killed_by_a_decoder_crash_is_survived(toy_dir, tmp_path, monke
     assert not again.train_loader.dataset.excluded  # a fresh run folder starts with no exclusions
     later = Trainer(tiny_cfg(toy_dir, tmp_path, "SOLVER.MAX_EPOCH", "2", "DATA_LOADER.NUM_WORKERS", "1"))
     assert any(p.endswith(victim) for p in later.train_loader.dataset.excluded)  # read back on resume
+
+
+# ---------------------------------------------------------------- streams that declare more frames than they hold
+def test_over_declared_stream_is_kept_and_sampled_within_its_decodable_frames(video_dir, tmp_path, monkeypatch):
+    """The faststart file cut to 2/3: its index declares 90 frames, about 60 decode."""
+    from rs3d.data import dataset as dataset_module
+    from rs3d.data.annotations import VideoRecord
+    from rs3d.data.dataset import TrainClipDataset
+    from rs3d.data.metadata import load_metadata, save_metadata
+    from rs3d.data.prep.checks import check_video
+    from rs3d.data.sampling import ClipSpec
+    from rs3d.data.transforms import TrainClipTransform
+
+    path = video_dir["truncated_faststart"]
+    check = check_video(path)
+    assert check.readable and check.declared_frames == 90 and 0 < check.num_frames < 90, check
+    assert any(f"declares 90 frames but only {check.num_frames} decode" in w for w in check.warnings)
+    meta = tmp_path / "train.meta.json"
+    assert save_metadata(str(meta), [check]) == 1
+    assert json_entry(meta)["declared_frames"] == 90
+    seen = []
+    real = dataset_module.random_start
+    monkeypatch.setattr(dataset_module, "random_start",
+                        lambda spec, num_frames, *a, **k: seen.append(num_frames) or real(spec, num_frames, *a, **k))
+    ds = TrainClipDataset([VideoRecord(path, 0)], ClipSpec(8, 4), TrainClipTransform(32), backends=("pyav",))
+    ds.preload_info(load_metadata(str(meta), [path]))
+    for epoch in range(6):
+        assert ds[(epoch, 0)]["failures"] == []
+    assert set(seen) == {check.num_frames}  # never a draw past the real end, so never a re-draw
+
+
+def json_entry(meta):
+    import json
+
+    return next(iter(json.loads(meta.read_text()).values()))

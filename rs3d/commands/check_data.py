@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 from rs3d.commands import base as cli
 from rs3d.data.annotations import AnnotationError
@@ -27,7 +28,7 @@ from rs3d.data.prep.checks import (
 )
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", help="dataset folder holding <split>.csv")
@@ -41,15 +42,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--show", type=int, default=5, help="videos listed per problem category")
     parser.add_argument("--kinetics-path-format", default=None, help="file of an official Kinetics CSV row "
                         "(default: DATA.KINETICS_PATH_FORMAT's default)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.num_frames < 1 or args.sampling_rate < 1:
         parser.error("--num-frames and --sampling-rate must be >= 1")
     return args
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Check every video of the split, print the report, write the cleaned CSV."""
-    args = parse_args()
+    args = parse_args(argv)
     try:
         records = read_split(args.data_dir, args.split, args.kinetics_path_format)
     except AnnotationError as exc:

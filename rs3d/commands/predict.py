@@ -13,6 +13,12 @@ from rs3d.data.decoders import VideoDecodeError
 from rs3d.inference.predictor import Prediction, Predictor
 from rs3d.inference.render import render_video
 from rs3d.utils.atomic import atomic_open
+from rs3d.utils.errors import UserInputError
+
+
+class UsageError(UserInputError, ValueError):
+    """A command-line argument that cannot work (printed as one ``error:`` line)."""
+
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 
@@ -34,7 +40,7 @@ def expand_paths(items: list[str]) -> list[str]:
 def write_results(path: str, predictions: list[Prediction]) -> None:
     """JSON (list of objects) or CSV (one row per video and rank; timeline rows carry their window)."""
     if not path.endswith((".json", ".csv")):
-        raise ValueError(f"{path}: --output must end in .json or .csv")
+        raise UsageError(f"{path}: --output must end in .json or .csv")
     with atomic_open(path) as f:
         if path.endswith(".json"):
             json.dump([p.to_dict() for p in predictions], f, indent=1)
@@ -84,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE",
                         help="config overrides, e.g. --opts TEST.NUM_ENSEMBLE_VIEWS 4")
     args = parser.parse_args(argv)
+    if args.output and not args.output.endswith((".json", ".csv")):
+        raise UsageError(f"{args.output}: --output must end in .json or .csv")  # before any work is done
     paths = expand_paths(args.paths)
     if not paths:
         print("error: no videos found in " + " ".join(args.paths), file=sys.stderr)

@@ -1,7 +1,8 @@
 """Per-video stream facts saved by ``tools/check_dataset.py`` and read by the loaders, so workers skip the
 per-video probe (a PyAV open plus one decoded frame, ~10 ms) on their first visit to each video.
 
-An entry is used only while the file's size and modification time are unchanged.
+An entry is used only while the file's size and modification time are unchanged. ``num_frames`` is the count
+that decodes; ``declared_frames`` (what the header claims) is kept for reference when they differ.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def save_metadata(path: str, checks: Iterable) -> int:
         if getattr(check, "readable", True) and check.num_frames > 0 and os.path.isfile(check.path):
             stat = os.stat(check.path)
             entries[os.path.abspath(check.path)] = {**{f: getattr(check, f) for f in FIELDS},
+                                                    "declared_frames": getattr(check, "declared_frames", 0),
                                                     "size": stat.st_size, "mtime": stat.st_mtime}
     with atomic_open(path) as f:
         json.dump(entries, f)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import torch
 from fvcore.common.config import CfgNode
 
-from rs3d.checkpoint import load_checkpoint, load_weights
+from rs3d.checkpoint import CheckpointError, load_checkpoint, load_weights
 from rs3d.config import config_from_text, load_config
-from rs3d.data.annotations import VideoRecord, load_class_names
+from rs3d.data.annotations import AnnotationError, VideoRecord, load_class_names
 from rs3d.data.build import ClipNormalizer, backends, clip_spec
 from rs3d.data.dataset import TestClipDataset
 from rs3d.data.decoders import VideoDecodeError
@@ -55,7 +55,7 @@ class Predictor:
         state = load_checkpoint(checkpoint)
         if cfg_or_path is None:
             if "config" not in state:
-                raise ValueError(f"{checkpoint}: holds no config; pass the config file")
+                raise CheckpointError(f"{checkpoint}: holds no config; pass the config file (--cfg)")
             self.cfg = config_from_text(state["config"], f"{checkpoint} (stored config)", overrides)
         elif isinstance(cfg_or_path, str):
             self.cfg = load_config(cfg_or_path, overrides)
@@ -71,11 +71,14 @@ class Predictor:
                                    torch.contiguous_format).eval()
         self.amp_dtype = autocast_dtype(cfg.TRAIN.MIXED_PRECISION, self.device)
         self.normalizer = ClipNormalizer.from_config(cfg, self.device, channels_last=on_gpu)
-        if isinstance(class_names, str):  # a classnames.json (list or PySlowFast {"name": index})
-            class_names = load_class_names(class_names)
+        class_names_file = class_names if isinstance(class_names, str) else None
+        if class_names_file:  # a classnames.json (list or PySlowFast {"name": index})
+            class_names = load_class_names(class_names_file)
         names = class_names or state.get("class_names") or [f"class_{i}" for i in range(cfg.MODEL.NUM_CLASSES)]
         if len(names) != cfg.MODEL.NUM_CLASSES:
-            raise ValueError(f"{len(names)} class names for a model with {cfg.MODEL.NUM_CLASSES} classes")
+            source = class_names_file or ("the checkpoint's class names" if not class_names else "class_names")
+            raise AnnotationError(f"{source}: {len(names)} class names for a model with {cfg.MODEL.NUM_CLASSES} "
+                                  f"classes")
         self.class_names = list(names)
         self.topk, self.max_batch = min(topk, len(self.class_names)), max_batch
         self.spec = clip_spec(cfg)

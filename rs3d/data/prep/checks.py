@@ -58,7 +58,8 @@ class VideoCheck:
     status: str = "ok"
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    num_frames: int = 0  # frames that can actually be read (fewer than declared when truncated)
+    num_frames: int = 0  # frames that can actually be read (fewer than declared when the stream ends early)
+    declared_frames: int = 0  # what the container's header says
     fps: float = 0.0
     height: int = 0
     width: int = 0
@@ -247,19 +248,41 @@ def _check(check: VideoCheck, path: str, min_frames: int, decode: bool) -> Video
         decord = _try_decode(path, "decord", [0], None) or "reads it"
         return check.fail("undecodable", f"PyAV: {exc.reason}; decord: {decord}")
     readable = min(declared, packets) if declared else packets
+    check.declared_frames = declared
     check.num_frames, check.fps, check.codec, check.rotation = readable, info.fps, info.codec, info.rotation
     check.height, check.width, check.ref_step = info.height, info.width, info.ref_step
     check.seconds = round(readable / info.fps, 3) if info.fps else 0.0
-    if declared and packets < (declared if exact else 0.95 * declared - 1):
-        check.fail("truncated", f"stream ends after {packets} of {declared} declared frames")
-    if demux_error:
+    if demux_error and not packets:
         check.fail("undecodable", f"reading stops after {packets} packets: {demux_error}")
+    if decode and readable:
+        readable = _decodable_end(check, path, readable, info)
+    if declared and readable < (declared if exact else 0.95 * declared - 1):
+        # A stream that ends early costs its missing frames, not the video: the loaders sample within the
+        # decodable frames (saved in <split>.meta.json).
+        check.warnings.append(f"declares {declared} frames but only {readable} decode"
+                              + (f" ({demux_error})" if demux_error else "") + "; clips are sampled within those")
     if decode and readable:
         _check_decoders(check, path, sorted({0, readable // 2, readable - 1}), info)
     if readable < min_frames:
         check.fail("too_short", f"{readable} frames, one clip spans {min_frames}")
     _odd_warnings(check)
     return check
+
+
+def _decodable_end(check: VideoCheck, path: str, readable: int, info) -> int:
+    """The number of frames that really decode (PyAV reports where the stream ends), at most ``readable``."""
+    try:
+        reader = PyAVReader(path, info=info)
+        try:
+            reader.get_frames([readable - 1])
+        finally:
+            reader.close()
+    except VideoDecodeError as exc:
+        if exc.decodable_frames and exc.decodable_frames < readable:
+            readable = exc.decodable_frames
+            check.num_frames = readable
+            check.seconds = round(readable / check.fps, 3) if check.fps else 0.0
+    return readable
 
 
 def _check_decoders(check: VideoCheck, path: str, indices: list[int], info) -> None:
