@@ -2,6 +2,20 @@
 
 from setuptools import find_packages, setup
 
+# Every command module in rs3d/commands/ (argument parsing, one-line errors) as a console script.
+COMMANDS = {
+    "rs3d-train": "train",
+    "rs3d-test": "test",
+    "rs3d-predict": "predict",
+    "rs3d-export": "export",
+    "rs3d-check-data": "check_data",
+    "rs3d-prepare-data": "prepare_data",
+    "rs3d-make-toy-data": "make_toy_data",
+    "rs3d-compare": "compare",
+    "rs3d-scaling-table": "scaling_table",
+    "rs3d-model-table": "model_table",
+}
+
 setup(
     name="rs3d",
     version="0.1.0",
@@ -10,7 +24,11 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["rs3d", "rs3d.*"]),
+    # The repository's configs/ ships as the package rs3d.configs (the same files, not a copy), so an installed
+    # rs3d builds models by name: rs3d.create_model("rs3d_50"), --cfg rs3d:finetune/rs3d_50_imagenet.
+    packages=find_packages(include=["rs3d", "rs3d.*"]) + ["rs3d.configs"],
+    package_dir={"rs3d.configs": "configs"},
+    package_data={"rs3d.configs": ["*.yaml", "**/*.yaml"]},
     install_requires=[
         "torch>=2.4",
         "torchvision>=0.19",
@@ -27,7 +45,8 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={"test": ["pytest>=8", "pytest-timeout>=2.1", "timm>=1.0"]},
-    entry_points={"console_scripts": ["rs3d-predict=rs3d.inference.cli:console_main"]},
+    entry_points={"console_scripts": [f"{name}=rs3d.commands.{module}:console_main"
+                                      for name, module in COMMANDS.items()]},
     classifiers=[
         "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",

@@ -15,28 +15,45 @@ import yaml
 from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 
+from rs3d.config.catalog import PACKAGED_PREFIX, ConfigError, resolve_config_path
 from rs3d.config.defaults import get_cfg
 from rs3d.utils.errors import UserInputError
 
 BASE_KEY = "_BASE_"
 
 
-class ConfigError(UserInputError, ValueError):
-    """A config file or override is invalid; the message is one line naming the source and key."""
-
-
 def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> CfgNode:
-    """Defaults, then the YAML file at ``path`` (with its ``_BASE_`` chain), then ``KEY VALUE`` overrides; frozen."""
+    """Defaults, then the YAML file at ``path`` (with its ``_BASE_`` chain), then ``KEY VALUE`` overrides; frozen.
+
+    ``path`` may name a shipped config (``rs3d:rs3d_50``, ``rs3d:finetune/rs3d_50_imagenet``). ``MODEL.NUM_CLASSES 0``
+    means "as many as the data has" and is replaced here by the count from ``DATA.PATH_TO_DATA_DIR`` (its class
+    names file or its class folders), so the saved config and checkpoints hold the real number.
+    """
     cfg = get_cfg()
     if path is not None:
         merge_yaml(cfg, path)
     merge_overrides(cfg, overrides)
+    resolve_num_classes(cfg)
     cfg.freeze()
     return cfg
 
 
+def resolve_num_classes(cfg: CfgNode) -> None:
+    """Set ``MODEL.NUM_CLASSES`` from the data when it is 0 and the data says how many classes there are."""
+    if cfg.MODEL.NUM_CLASSES != 0 or not cfg.DATA.PATH_TO_DATA_DIR:
+        return
+    from rs3d.utils.class_folders import count_classes  # the data layer's folder convention, shared
+
+    count = count_classes(cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.CLASS_NAMES_FILE)
+    if count:
+        cfg.MODEL.NUM_CLASSES = count
+
+
 def config_from_text(text: str, source: str, overrides: Sequence[str] = ()) -> CfgNode:
-    """Defaults merged with a dumped config (e.g. the one stored in a checkpoint), then overrides; frozen."""
+    """Defaults merged with a dumped config (e.g. the one stored in a checkpoint), then overrides; frozen.
+
+    ``MODEL.INIT.FROM`` is cleared: a stored config's weights are the checkpoint's, not its run's starting point
+    (which may not exist on this machine)."""
     cfg = get_cfg()
     try:
         data = yaml.safe_load(text) or {}
@@ -46,6 +63,7 @@ def config_from_text(text: str, source: str, overrides: Sequence[str] = ()) -> C
         raise ConfigError(f"{source}: top level must be a mapping of config keys")
     data.pop(BASE_KEY, None)
     _merge_checked(cfg, data, source=source, prefix="")
+    cfg.MODEL.INIT.FROM, cfg.MODEL.INIT.FILE = "", ""
     merge_overrides(cfg, overrides)
     cfg.freeze()
     return cfg
@@ -53,7 +71,7 @@ def config_from_text(text: str, source: str, overrides: Sequence[str] = ()) -> C
 
 def merge_yaml(cfg: CfgNode, path: str, _seen: tuple[str, ...] = ()) -> None:
     """Merge a YAML file into ``cfg``, after its ``_BASE_`` file(s), checking keys and types."""
-    path = os.path.abspath(path)
+    path = os.path.abspath(resolve_config_path(path))
     if path in _seen:
         raise ConfigError(f"{path}: _BASE_ cycle through {' -> '.join(_seen)}")
     if not g_pathmgr.exists(path):
@@ -67,7 +85,10 @@ def merge_yaml(cfg: CfgNode, path: str, _seen: tuple[str, ...] = ()) -> None:
         raise ConfigError(f"{path}: top level must be a mapping of config keys")
     bases = data.pop(BASE_KEY, [])
     for base in [bases] if isinstance(bases, str) else bases:
-        base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
+        if base.startswith(PACKAGED_PREFIX) or os.path.isabs(base):
+            base_path = base
+        else:
+            base_path = os.path.join(os.path.dirname(path), base)
         merge_yaml(cfg, base_path, _seen + (path,))
     _merge_checked(cfg, data, source=path, prefix="")
 

@@ -1,4 +1,5 @@
-"""Annotation files: PySlowFast ``path label`` CSVs, official Kinetics CSVs, and class names.
+"""Annotation files: PySlowFast ``path label`` CSVs, official Kinetics CSVs, class names, and folders of class
+folders (``root/<class>/<video>``, no annotation file at all).
 
 Every problem is reported as ``file:line: reason`` before training starts, so a bad line in a
 240k-line CSV is found in seconds rather than hours into an epoch.
@@ -6,11 +7,19 @@ Every problem is reported as ``file:line: reason`` before training starts, so a 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
 from dataclasses import dataclass
 
+from rs3d.utils.class_folders import (
+    VIDEO_EXTENSIONS,
+    class_folder_names,
+    find_classes,
+    list_videos,
+    split_folder,
+)
 from rs3d.utils.errors import UserInputError
 
 logger = logging.getLogger(__name__)
@@ -139,3 +148,46 @@ def _kinetics_rows(csv_path: str):
             if None in row or any(row.get(k) in (None, "") for k in ("label", "youtube_id")):
                 raise AnnotationError(f"{csv_path}:{number}: malformed line")
             yield number, row
+
+
+def read_class_folders(data_dir: str, split: str, val_fraction: float = 0.1) -> tuple[list[VideoRecord], list[str]]:
+    """Records and class names of a class-folder dataset (``rs3d.utils.class_folders``): ``data_dir/<class>/...``
+    or ``data_dir/{train,val,test}/<class>/...``; the class index is the folder's place in the sorted names.
+
+    Without a folder for ``split``, val (and test) is ``val_fraction`` of each class's videos (at least one) and
+    train the rest, chosen by a hash of the file's path inside its class folder: stable when videos are added
+    and the same on every machine.
+    """
+    if not os.path.isdir(data_dir):
+        raise AnnotationError(f"{data_dir}: data folder not found")
+    names = class_folder_names(data_dir)
+    if not names:
+        raise AnnotationError(f"{data_dir}: no class folders (expected {data_dir}/<class>/<video> or train/ and val/)")
+    index = {name: i for i, name in enumerate(names)}
+    folder = split_folder(data_dir, split)
+    if folder is None and split == "test":
+        folder = split_folder(data_dir, "val")
+    records = []
+    if folder is not None:  # an explicit split folder: everything in it
+        for name in find_classes(folder):
+            if name not in index:
+                raise AnnotationError(f"{os.path.join(folder, name)}: class folder not among the training classes "
+                                      f"({', '.join(names[:5])}{'...' if len(names) > 5 else ''})")
+            class_dir = os.path.join(folder, name)
+            records += [VideoRecord(os.path.join(class_dir, v), index[name], class_dir) for v in list_videos(class_dir)]
+    else:
+        if not 0.0 < val_fraction < 1.0:
+            raise AnnotationError(f"{data_dir}: no {split}/ folder, so DATA.FOLDER_VAL_FRACTION must be in (0, 1) to "
+                                  f"hold out {split} videos, got {val_fraction}")
+        root = os.path.join(data_dir, "train") if os.path.isdir(os.path.join(data_dir, "train")) else data_dir
+        for name in names:
+            class_dir = os.path.join(root, name)
+            videos = sorted(list_videos(class_dir), key=lambda v: hashlib.md5(v.encode()).hexdigest())
+            if not videos:
+                raise AnnotationError(f"{class_dir}: class folder holds no videos ({', '.join(VIDEO_EXTENSIONS[:5])}...)")
+            held_out = max(1, round(val_fraction * len(videos))) if len(videos) > 1 else 0
+            chosen = videos[:held_out] if split != "train" else videos[held_out:]
+            records += [VideoRecord(os.path.join(class_dir, v), index[name], class_dir) for v in sorted(chosen)]
+    if not records:
+        raise AnnotationError(f"{folder or data_dir}: no {split} videos found")
+    return records, names

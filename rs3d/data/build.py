@@ -20,6 +20,7 @@ from rs3d.data.annotations import (
     is_kinetics_csv,
     kinetics_class_names,
     load_class_names,
+    read_class_folders,
     read_kinetics_csv,
     read_slowfast_csv,
 )
@@ -28,6 +29,7 @@ from rs3d.data.metadata import load_metadata, metadata_path
 from rs3d.data.samplers import EpochSampler
 from rs3d.data.sampling import ClipSpec
 from rs3d.data.transforms import TestClipTransform, TrainClipTransform
+from rs3d.utils.class_folders import is_class_folder_dataset
 
 SPLITS = ("train", "val", "test")
 
@@ -36,7 +38,8 @@ def prepare_data_dir(cfg: CfgNode) -> str:
     """Return DATA.PATH_TO_DATA_DIR, generating the toy dataset there first when DATA.TOY_DATASET is on."""
     data_dir = cfg.DATA.PATH_TO_DATA_DIR
     if not data_dir:
-        raise ConfigError("DATA.PATH_TO_DATA_DIR: not set (a folder with train.csv / val.csv / test.csv)")
+        raise ConfigError("DATA.PATH_TO_DATA_DIR: not set (a folder with train.csv / val.csv / test.csv, or a folder "
+                          "of class folders)")
     if cfg.DATA.TOY_DATASET:
         from rs3d.data.prep.toy import ensure_toy_dataset
 
@@ -49,10 +52,17 @@ def prepare_data_dir(cfg: CfgNode) -> str:
 
 
 def load_class_names_for(cfg: CfgNode) -> list[str]:
-    """Class names: DATA.CLASS_NAMES_FILE, else DATA_DIR/classnames.json, else the official train CSV's labels."""
+    """Class names: DATA.CLASS_NAMES_FILE, else DATA_DIR/classnames.json, else the official train CSV's labels,
+    else (a folder of class folders) the sorted folder names."""
     data_dir = prepare_data_dir(cfg)
     names_file = cfg.DATA.CLASS_NAMES_FILE or os.path.join(data_dir, "classnames.json")
-    if os.path.isfile(names_file):
+    if cfg.MODEL.NUM_CLASSES == 0:
+        raise ConfigError(f"MODEL.NUM_CLASSES: 0 (as many as the data has), but {data_dir} names no classes: give "
+                          "MODEL.NUM_CLASSES, a classnames.json or a folder of class folders")
+    if not os.path.isfile(names_file) and not cfg.DATA.CLASS_NAMES_FILE and is_class_folder_dataset(data_dir):
+        names_file = data_dir
+        names = read_class_folders(data_dir, "train", cfg.DATA.FOLDER_VAL_FRACTION)[1]
+    elif os.path.isfile(names_file):
         names = load_class_names(names_file)
     else:
         train_csv = os.path.join(data_dir, "train.csv")
@@ -70,6 +80,12 @@ def load_records(cfg: CfgNode, split: str) -> list[VideoRecord]:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     data_dir = prepare_data_dir(cfg)
     csv_path = os.path.join(data_dir, f"{split}.csv")
+    if not os.path.isfile(csv_path) and is_class_folder_dataset(data_dir):
+        records, names = read_class_folders(data_dir, split, cfg.DATA.FOLDER_VAL_FRACTION)
+        if len(names) != cfg.MODEL.NUM_CLASSES:
+            raise ConfigError(f"MODEL.NUM_CLASSES: {cfg.MODEL.NUM_CLASSES}, but {data_dir} has {len(names)} class "
+                              "folders (MODEL.NUM_CLASSES 0 takes the count from the data)")
+        return drop_or_fail_missing(records, cfg.DATA.MISSING_FILES)
     if not os.path.isfile(csv_path):
         raise AnnotationError(f"{csv_path}: annotation file not found")
     prefix = cfg.DATA.PATH_PREFIX or data_dir

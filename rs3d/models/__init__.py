@@ -1,7 +1,9 @@
 """Video classification models: rs3d's 3D ResNet-RS and pytorchvideo baselines behind one builder."""
 
-from rs3d.models.build import available_archs, build_model
+from rs3d.models.build import available_archs, build_model, input_config
 from rs3d.models.inflate import inflate_2d_weights
+from rs3d.models.pretrained import InitReport, apply_init
+from rs3d.models.registry import create_model, get_config, list_models
 from rs3d.models.resnet3d import (
     ResNet3D,
     resnet3d_r50_baseline,
@@ -11,10 +13,16 @@ from rs3d.models.resnet3d import (
 from rs3d.models.tf_port import load_tf_model_garden_weights
 
 __all__ = [
+    "InitReport",
     "ResNet3D",
+    "apply_init",
     "available_archs",
     "build_model",
+    "create_model",
+    "get_config",
     "inflate_2d_weights",
+    "input_config",
+    "list_models",
     "load_tf_model_garden_weights",
     "resnet3d_r50_baseline",
     "resnet3d_rs",

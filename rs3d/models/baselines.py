@@ -53,3 +53,11 @@ def build_pytorchvideo_model(
     head_pool = (num_frames // temporal_stride, crop_size // SPATIAL_STRIDE, crop_size // SPATIAL_STRIDE)
     head.pool = nn.AvgPool3d(head_pool, stride=1)  # the zoo hard-codes its training clip's window
     return model
+
+
+def published_weights() -> dict[str, str]:
+    """Baseline -> URL of pytorchvideo's published Kinetics-400 weights (pytorchvideo's own hub tables)."""
+    from pytorchvideo.models.hub import r2plus1d, resnet, x3d
+
+    table = {**resnet.checkpoint_paths, **x3d.checkpoint_paths, **r2plus1d.checkpoint_paths}
+    return {arch: table[arch] for arch in PYTORCHVIDEO_ARCHS if arch in table}

@@ -9,6 +9,7 @@ from torch import nn
 
 from rs3d.config.loader import ConfigError
 from rs3d.models.baselines import PYTORCHVIDEO_ARCHS, build_pytorchvideo_model
+from rs3d.models.pretrained import apply_init
 from rs3d.models.resnet3d import RS_BLOCKS, ResNet3D, stage_widths
 
 _BUILDERS: dict[str, Callable[[CfgNode], nn.Module]] = {}
@@ -27,12 +28,48 @@ def available_archs() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def build_model(cfg: CfgNode) -> nn.Module:
-    """Build the ``MODEL.ARCH`` network: an ``nn.Module`` mapping (N, 3, T, H, W) to (N, num_classes)."""
+def build_model(cfg: CfgNode, init: bool = True) -> nn.Module:
+    """Build the ``MODEL.ARCH`` network: an ``nn.Module`` mapping (N, 3, T, H, W) to (N, num_classes).
+
+    Its initial weights follow ``MODEL.INIT`` (random, timm ImageNet weights inflated to 3D, a checkpoint, or a
+    baseline's published weights; see ``rs3d.models.pretrained``), and it carries its input facts as
+    ``model.pretrained_cfg`` (:func:`input_config`), so inference needs no separate config. ``init=False`` skips
+    ``MODEL.INIT`` (the caller loads trained weights next).
+    """
     arch = cfg.MODEL.ARCH
     if arch not in _BUILDERS:
         raise ConfigError(f"MODEL.ARCH: unknown architecture {arch!r}; choose one of {', '.join(available_archs())}")
-    return _BUILDERS[arch](cfg)
+    if cfg.MODEL.NUM_CLASSES < 1:
+        raise ConfigError(f"MODEL.NUM_CLASSES: {cfg.MODEL.NUM_CLASSES}; give the number of classes (0 is replaced "
+                          "by the data's class count only when DATA.PATH_TO_DATA_DIR names its classes)")
+    model = _BUILDERS[arch](cfg)
+    if init:
+        options = cfg.MODEL.INIT
+        apply_init(model, options.FROM, arch, options.FILE, options.INFLATE, options.RESET_HEAD)
+    model.pretrained_cfg = input_config(cfg)
+    return model
+
+
+def input_config(cfg: CfgNode) -> dict:
+    """What a model expects and where its weights came from, as timm's ``pretrained_cfg``: clip length and stride,
+    crops, normalisation (pixels / 255, then ``(x - mean) / std`` when ``normalization == "mean_std"``)."""
+    d = cfg.DATA
+    mean_std = d.NORMALIZATION == "mean_std"
+    return {
+        "arch": cfg.MODEL.ARCH,
+        "num_classes": cfg.MODEL.NUM_CLASSES,
+        "num_frames": d.NUM_FRAMES,
+        "sampling_rate": d.SAMPLING_RATE,
+        "target_fps": d.TARGET_FPS,
+        "input_size": (d.INPUT_CHANNEL_NUM, d.NUM_FRAMES, d.TRAIN_CROP_SIZE, d.TRAIN_CROP_SIZE),
+        "test_input_size": (d.INPUT_CHANNEL_NUM, d.NUM_FRAMES, d.TEST_CROP_SIZE, d.TEST_CROP_SIZE),
+        "crop_size": d.TRAIN_CROP_SIZE,
+        "test_crop_size": d.TEST_CROP_SIZE,
+        "normalization": d.NORMALIZATION,
+        "mean": tuple(d.MEAN) if mean_std else (0.0, 0.0, 0.0),
+        "std": tuple(d.STD) if mean_std else (1.0, 1.0, 1.0),
+        "init": cfg.MODEL.INIT.FROM,
+    }
 
 
 @register("resnet3d")
