@@ -193,3 +193,27 @@ def test_every_pytorchvideo_baseline_with_published_weights_is_listed():
     urls = published_weights()
     assert set(urls) == set(PYTORCHVIDEO_ARCHS)
     assert urls["slow_r50"].endswith("SLOW_8x8_R50.pyth")
+
+
+def test_frozen_bn_and_stages_do_not_change_in_training():
+    cfg = tiny_cfg("MODEL.INIT.FREEZE_STAGES", "2", "MODEL.INIT.FREEZE_BN", "True")
+    model = build_model(cfg).train()
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.startswith(("stem.", "stages.0.", "stages.1.")) for n in frozen)
+    assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith(("stages.2.", "fc.")))
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in model.modules())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    model(torch.rand(2, 3, 4, 32, 32)).sum().backward()
+    optimizer.step()
+    after = model.state_dict()
+    assert set(before) == set(after)  # same keys as an unfrozen model: checkpoints load either way
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("stages.2.", "stages.3.", "fc.")) for k in changed)
+    assert not any("running_" in k for k in changed)  # no BN statistics moved
+    with pytest.raises(ConfigError, match="FREEZE_STAGES"):
+        build_model(tiny_cfg("MODEL.INIT.FREEZE_STAGES", "5"))
+    baseline = build_model(load_config("configs/kinetics400/x3d_xs.yaml", [
+        "MODEL.NUM_CLASSES", "3", "DATA.TRAIN_CROP_SIZE", "64", "MODEL.INIT.FREEZE_STAGES", "1"]))
+    frozen = {n.split(".")[1] for n, p in baseline.named_parameters() if not p.requires_grad}
+    assert frozen == {"0", "1"}

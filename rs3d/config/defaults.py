@@ -31,6 +31,10 @@ _C.MODEL.INIT.FILE = ""
 _C.MODEL.INIT.INFLATE = "mean"
 # Re-initialise the classifier even when its shape fits (fine-tuning on other classes with the same count).
 _C.MODEL.INIT.RESET_HEAD = False
+# Fine-tuning: BatchNorm statistics and affine parameters kept as initialised (frozen BN, for small batches).
+_C.MODEL.INIT.FREEZE_BN = False
+# Fine-tuning: no gradients in the stem and the first N stages (-1: train everything; 0: freeze the stem only).
+_C.MODEL.INIT.FREEZE_STAGES = -1
 
 # Knobs of rs3d's 3D ResNet (ignored by pytorchvideo baselines).
 _C.MODEL.RESNET3D = CN()

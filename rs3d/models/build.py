@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from fvcore.common.config import CfgNode
@@ -9,8 +10,11 @@ from torch import nn
 
 from rs3d.config.loader import ConfigError
 from rs3d.models.baselines import PYTORCHVIDEO_ARCHS, build_pytorchvideo_model
+from rs3d.models.freeze import freeze_batchnorm, freeze_stages
 from rs3d.models.pretrained import apply_init
 from rs3d.models.resnet3d import RS_BLOCKS, ResNet3D, stage_widths
+
+logger = logging.getLogger(__name__)
 
 _BUILDERS: dict[str, Callable[[CfgNode], nn.Module]] = {}
 
@@ -43,9 +47,18 @@ def build_model(cfg: CfgNode, init: bool = True) -> nn.Module:
         raise ConfigError(f"MODEL.NUM_CLASSES: {cfg.MODEL.NUM_CLASSES}; give the number of classes (0 is replaced "
                           "by the data's class count only when DATA.PATH_TO_DATA_DIR names its classes)")
     model = _BUILDERS[arch](cfg)
+    options = cfg.MODEL.INIT
     if init:
-        options = cfg.MODEL.INIT
         apply_init(model, options.FROM, arch, options.FILE, options.INFLATE, options.RESET_HEAD)
+    try:
+        frozen = freeze_stages(model, options.FREEZE_STAGES)
+    except ValueError as e:
+        raise ConfigError(f"MODEL.INIT.FREEZE_STAGES: {e}") from None
+    if options.FREEZE_BN:
+        freeze_batchnorm(model)
+    if frozen or options.FREEZE_BN:
+        logger.info("frozen: %d parameter tensors (stem and %d stages)%s", len(frozen), max(options.FREEZE_STAGES, 0),
+                    ", every BatchNorm" if options.FREEZE_BN else "")
     model.pretrained_cfg = input_config(cfg)
     return model
 
