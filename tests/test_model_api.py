@@ -110,3 +110,16 @@ def test_setup_maps_configs_and_every_command():
                 if n.endswith(".py") and n not in ("__init__.py", "base.py")}
     for module in commands:
         assert f'"{module}"' in text, f"setup.py has no console script for rs3d/commands/{module}.py"
+
+
+def test_a_stored_config_does_not_repeat_its_runs_start(tmp_path):
+    """A checkpoint's config names where its run started (maybe a file on another machine); rebuilding the model
+    from it must not need that start: the weights come from the checkpoint."""
+    from rs3d.config import config_from_text
+
+    cfg = load_config("configs/toy/rs3d_tiny.yaml", ["MODEL.INIT.FROM", str(tmp_path / "gone.pyth")])
+    with pytest.raises(ConfigError, match="is not a file"):
+        build_model(cfg)
+    assert build_model(cfg, init=False).fc.out_features == 8
+    stored = config_from_text(cfg.dump(), "checkpoint (stored config)")
+    assert stored.MODEL.INIT.FROM == "" and build_model(stored).fc.out_features == 8
