@@ -17,7 +17,6 @@ from iopath.common.file_io import g_pathmgr
 
 from rs3d.config.catalog import PACKAGED_PREFIX, ConfigError, resolve_config_path
 from rs3d.config.defaults import get_cfg
-from rs3d.utils.errors import UserInputError
 
 BASE_KEY = "_BASE_"
 
