@@ -163,7 +163,7 @@ def pool_context() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["rs3d.data.prep.checks", "rs3d.data.prep.reencode"])
+    context.set_forkserver_preload(["rs3d.data.prep.checks", "rs3d.data.prep.reencode", "rs3d.data.prep.toy"])
     return context
 
 

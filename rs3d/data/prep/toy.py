@@ -31,7 +31,6 @@ import contextlib
 import ctypes
 import functools
 import json
-import multiprocessing
 import os
 import shutil
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rs3d.data.prep.checks import pool_context
 from rs3d.utils.atomic import atomic_path, atomic_write_text
 from rs3d.utils.video_writer import write_h264
 
@@ -202,9 +202,9 @@ def generate_toy_dataset(root: str | os.PathLike, *, train_per_class: int = 40, 
                                  num_frames, height, width, fps))
         workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
         if workers > 1:
-            # fork: workers start at once (no re-import); elsewhere the platform default.
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-            with multiprocessing.get_context(method).Pool(workers) as pool:
+            # forkserver, not fork: a fork copies whatever locks the parent's threads hold (TensorBoard writers,
+            # OpenMP, logging), which hung the pool in a long-lived process.
+            with pool_context().Pool(workers) as pool:
                 pool.map(_make_one, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
         else:
             for job in jobs:
