@@ -217,3 +217,39 @@ def test_frozen_bn_and_stages_do_not_change_in_training():
         "MODEL.NUM_CLASSES", "3", "DATA.TRAIN_CROP_SIZE", "64", "MODEL.INIT.FREEZE_STAGES", "1"]))
     frozen = {n.split(".")[1] for n, p in baseline.named_parameters() if not p.requires_grad}
     assert frozen == {"0", "1"}
+
+
+def test_pyslowfast_caffe2_pkl_loads_into_the_pytorchvideo_baseline(tmp_path):
+    cfg = load_config("configs/kinetics400/c2d_r50.yaml", ["MODEL.NUM_CLASSES", "6"])
+    source = build_model(cfg)
+    bn = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}
+    stage_of = {1: 2, 3: 3, 4: 4, 5: 5}  # pytorchvideo block index -> Caffe2 res<stage> (block 2 is a max-pool)
+    blobs = {}
+    for key, value in source.state_dict().items():
+        parts = key.split(".")
+        if parts[-1] == "num_batches_tracked":
+            continue
+        if key == "blocks.0.conv.weight":
+            name = "conv1_w"
+        elif key.startswith("blocks.0.norm."):
+            name = f"res_conv1_bn_{bn[parts[-1]]}"
+        elif ".proj." in key:
+            name = f"pred_{parts[-1][0]}"
+        else:  # blocks.<i>.res_blocks.<j>.branch1_conv / branch1_norm / branch2.conv_a / branch2.norm_a ...
+            prefix = f"res{stage_of[int(parts[1])]}_{parts[3]}_"
+            if parts[4] == "branch1_conv":
+                name = prefix + "branch1_w"
+            elif parts[4] == "branch1_norm":
+                name = prefix + f"branch1_bn_{bn[parts[5]]}"
+            else:
+                kind, letter = parts[5].split("_")
+                name = prefix + (f"branch2{letter}_w" if kind == "conv" else f"branch2{letter}_bn_{bn[parts[6]]}")
+        blobs[name] = value.numpy()
+        blobs[name + "_momentum"] = np.zeros(1, np.float32)
+    path = tmp_path / "C2D_NOPOOL_8x8_R50.pkl"
+    path.write_bytes(pickle.dumps({"blobs": {**blobs, "lr": np.array(0.1), "model_iter": np.array(9)}}, protocol=2))
+    model = build_model(load_config("configs/kinetics400/c2d_r50.yaml", ["MODEL.NUM_CLASSES", "6",
+                                                                           "MODEL.INIT.FROM", str(path)]))
+    for key, value in source.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(model.state_dict()[key], value), key

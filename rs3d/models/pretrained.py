@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -148,19 +149,75 @@ def init_from_state(model: nn.Module, state: dict[str, torch.Tensor], source: st
             keep[key] = value
             report.loaded.append(key)
     report.left_random = [k for k in target if k not in keep and k not in report.reinitialised]
-    if report.left_random or report.unused:
+    if [k for k in report.left_random if not k.endswith("num_batches_tracked")] or report.unused:
         raise CheckpointError(f"{source}: does not fit this architecture (missing {report.left_random[:4]}, "
                               f"unexpected {report.unused[:4]}); is it a checkpoint of MODEL.ARCH?")
     model.load_state_dict(keep, strict=False)
     return report
 
 
+# PySlowFast's Caffe2 blob names -> its PyTorch names (the single-pathway ResNets: Slow, C2D, I3D), in order, as
+# PySlowFast's c2_model_loading.get_name_convert_func does.
+_CAFFE2_TO_SLOWFAST: tuple[tuple[str, str], ...] = (
+    (r"^res_conv1_bn_(.*)", r"s1.pathway0_stem.bn.\1"),
+    (r"^conv1_(.*)", r"s1.pathway0_stem.conv.\1"),
+    (r"^res([0-9]+)_([0-9]+)_branch([0-9]+)([a-z])_(.*)", r"s\1.pathway0_res\2.branch\3.\4_\5"),
+    (r"^res([0-9]+)_([0-9]+)_branch([0-9]+)_(.*)", r"s\1.pathway0_res\2.branch\3_\4"),
+    (r"(.*)pred_(.*)", r"\1head.projection.\2"),
+)
+_CAFFE2_SUFFIXES: tuple[tuple[str, str], ...] = (
+    (r"(.*)bn.b\Z", r"\1bn.bias"), (r"(.*)bn.s\Z", r"\1bn.weight"), (r"(.*)bn.rm\Z", r"\1bn.running_mean"),
+    (r"(.*)bn.riv\Z", r"\1bn.running_var"), (r"(.*)[\._]b\Z", r"\1.bias"), (r"(.*)[\._]w\Z", r"\1.weight"),
+)
+
+
+def caffe2_to_slowfast_name(name: str) -> str:
+    """``res2_0_branch2a_bn_s`` -> ``s2.pathway0_res0.branch2.a_bn.weight`` (PySlowFast's PyTorch naming)."""
+    for rules in (_CAFFE2_TO_SLOWFAST, _CAFFE2_SUFFIXES):
+        for pattern, repl in rules:
+            name, count = re.subn(pattern, repl, name)
+            if count:
+                break
+    return name
+
+
+def slowfast_to_pytorchvideo(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """PySlowFast ResNet names (``s2.pathway0_res0.branch2.a_bn.weight``) -> the pytorchvideo model's
+    (``blocks.1.res_blocks.0.branch2.norm_a.weight``); stage k is the model's (k-1)-th ResStage block."""
+    blocks = list(getattr(model, "blocks", []))
+    stages = [i for i, b in enumerate(blocks) if type(b).__name__ == "ResStage"]
+    out = {}
+    for key, value in state.items():
+        new = key
+        m = re.match(r"^s1\.pathway0_stem\.(conv|bn)\.(.*)", key)
+        if m:
+            new = f"blocks.0.{'conv' if m[1] == 'conv' else 'norm'}.{m[2]}"
+        m = re.match(r"^s([0-9]+)\.pathway0_res([0-9]+)\.branch(1|2)(?:\.([abc]))?(_bn)?\.(.*)", key)
+        if m and 0 <= int(m[1]) - 2 < len(stages):
+            where = f"blocks.{stages[int(m[1]) - 2]}.res_blocks.{m[2]}."
+            if m[3] == "1":
+                new = where + ("branch1_norm." if m[5] else "branch1_conv.") + m[6]
+            elif m[4]:
+                new = where + f"branch2.{'norm' if m[5] else 'conv'}_{m[4]}." + m[6]
+        m = re.match(r"^head\.projection\.(.*)", key)
+        if m and blocks:
+            new = f"blocks.{len(blocks) - 1}.proj.{m[1]}"
+        out[new] = value
+    return out
+
+
 def init_from_checkpoint(model: nn.Module, path: str, method: str = "mean", reset_head: bool = False) -> InitReport:
-    """Any supported file (``rs3d.checkpoint.formats``): rs3d, PySlowFast / pytorchvideo ``.pyth``, a bare state
-    dict, or a timm 2D ResNet-RS state dict saved with ``torch.save`` (inflated)."""
+    """Any supported file (``rs3d.checkpoint.formats``): rs3d, PySlowFast / pytorchvideo ``.pyth``, PySlowFast's
+    Caffe2 ``.pkl`` (Slow / C2D / I3D into the pytorchvideo baselines), a bare state dict, or a timm 2D ResNet-RS
+    state dict saved with ``torch.save`` (inflated)."""
     state = exported_state(load_weights_file(path))
     if is_timm_resnet_state(state):
         return init_from_2d(model, state, method, path, reset_head)
+    if "conv1_w" in state or "res_conv1_bn_s" in state:  # Caffe2 blob names
+        state = {caffe2_to_slowfast_name(k): v for k, v in state.items()
+                 if k not in ("lr", "model_iter") and not k.endswith("_momentum")}
+    if any(k.startswith("s1.pathway0_stem.") for k in state):  # PySlowFast's PyTorch names
+        state = slowfast_to_pytorchvideo(state, model)
     return init_from_state(model, state, path, reset_head)
 
 
