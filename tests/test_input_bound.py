@@ -2,6 +2,8 @@
 import logging
 import time
 
+import torch
+
 from rs3d.engine.diagnosis import InputBoundHook, InputBoundReport, advice
 from rs3d.engine.trainer import TrainerBase
 
@@ -33,7 +35,7 @@ def run(load_s, step_s, caplog):
 
 def test_slow_loader_is_reported_with_what_to_try(caplog):
     hook, summary, text = run(0.03, 0.002, caplog)
-    assert hook.total.steps == 6 and summary["data_wait_fraction"] > 0.7
+    assert hook.total.steps == 6 and hook.epoch.wait_fraction > 0.7
     assert "INPUT-BOUND" in text and "DATA_LOADER.NUM_WORKERS is 2" in text and "DATA.AUGMENT_ON_DEVICE" in text
     assert "input check over the whole run" in text
     assert hook.total.model_clips_per_s > 5 * hook.total.loader_clips_per_s
@@ -41,7 +43,7 @@ def test_slow_loader_is_reported_with_what_to_try(caplog):
 
 def test_slow_model_is_not_input_bound(caplog):
     hook, summary, text = run(0.0, 0.02, caplog)
-    assert summary["data_wait_fraction"] < 0.1 and "not input-bound" in text and "INPUT-BOUND" not in text
+    assert hook.epoch.wait_fraction < 0.1 and "not input-bound" in text and "INPUT-BOUND" not in text
 
 
 def test_advice_arithmetic():
@@ -57,3 +59,23 @@ def test_bottleneck_names_the_slower_side():
 
     assert bottleneck(50.0, 100.0).startswith("input") and "2.0x more" in bottleneck(50.0, 100.0)
     assert bottleneck(300.0, 100.0).startswith("model") and "3.0x headroom" in bottleneck(300.0, 100.0)
+
+
+def test_rank_seed_hook_gives_each_rank_its_own_reproducible_masks():
+    from rs3d.engine.hooks import RankSeedHook
+
+    def masks(rank, start_epoch=0):
+        trainer = SleepyTrainer(0.0, 0.0, steps=3)
+        trainer.max_epoch, trainer.start_epoch = 2, start_epoch
+        drawn = []
+        trainer.run_step = lambda batch: drawn.append(torch.rand(4))
+        torch.manual_seed(0)
+        trainer.register_hooks([RankSeedHook(seed=7, rank=rank)])
+        trainer.train()
+        return drawn
+
+    rank0, rank1, rank2 = masks(0), masks(1), masks(2)
+    assert not torch.equal(torch.stack(rank1), torch.stack(rank2))
+    assert not torch.equal(torch.stack(rank0), torch.stack(rank1))
+    resumed = masks(1, start_epoch=1)  # a run resumed at epoch 1 draws what the uninterrupted one drew there
+    assert all(torch.equal(a, b) for a, b in zip(resumed, rank1[3:]))

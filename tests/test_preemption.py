@@ -109,8 +109,6 @@ def torchrun(toy_dir, out, *extra_env):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="passes when run alone (~20 s); hung once after the restart when the "
-                   "machine was loaded by parallel test runs, not yet explained")
 def test_torchrun_restarts_a_crashed_worker_and_ends_with_the_same_weights(toy_dir, tmp_path):
     straight = torchrun(toy_dir, tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr[-3000:]

@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(cfg.OUTPUT_DIR, dist.is_main)
     seed_everything(cfg.SEED)
     path = find_weights(cfg)
-    model = build_model(cfg)
+    model = build_model(cfg, init=False)  # the trained weights replace any MODEL.INIT start: do not fetch it
     load_weights(model, path)
     model = model.to(dist.device)
     if cfg.TRAIN.CHANNELS_LAST:  # the normaliser feeds channels-last clips; the weights must match that layout

@@ -64,8 +64,9 @@ def advice(report: InputBoundReport, threshold: float, num_workers: int, prefetc
 
 class InputBoundHook(HookBase):
     """Measures each step's data wait and compute time; after the first epoch and when training ends, logs
-    whether the run is input-bound (wait above ``threshold`` of the step time) and what to try. The epoch summary
-    gets ``data_wait_fraction``. The first ``skip_steps`` steps (loader workers starting) are not counted.
+    whether the run is input-bound (wait above ``threshold`` of the step time) and what to try; every epoch's
+    ``data_wait_fraction`` goes to the metrics (split "input"). The first ``skip_steps`` steps (loader workers
+    starting) are not counted.
 
     Args:
         clips_per_step: clips one loader batch holds (per process).
@@ -104,7 +105,9 @@ class InputBoundHook(HookBase):
             report.compute_s += now - self._start
 
     def after_epoch(self) -> None:
-        self.trainer.epoch_summary["data_wait_fraction"] = self.epoch.wait_fraction
+        monitor = getattr(self.trainer, "monitor", None)
+        if monitor is not None:  # a timing, so metrics only: the epoch history stays reproducible
+            monitor.scalars(self.trainer.step, {"data_wait_fraction": self.epoch.wait_fraction}, "input")
         if not self._reported_first and self.epoch.steps:
             self._reported_first = True
             logger.info("epoch %d input check: %s", self.trainer.epoch + 1, self.message(self.epoch))

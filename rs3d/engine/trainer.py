@@ -27,6 +27,7 @@ from rs3d.config import ConfigError
 from rs3d.data import ClipNormalizer, SkipTracker, build_loader, load_class_names_for
 from rs3d.data.batch import ClipBatch
 from rs3d.engine.debug_hooks import CrashAtStepHook
+from rs3d.engine.diagnosis import InputBoundHook
 from rs3d.engine.ema import ModelEma
 from rs3d.engine.hooks import (
     CheckpointHook,
@@ -35,6 +36,7 @@ from rs3d.engine.hooks import (
     HookBase,
     PreciseBNHook,
     ProgressHook,
+    RankSeedHook,
 )
 from rs3d.engine.loader_guard import LoaderGuard
 from rs3d.engine.monitor import Monitor
@@ -175,12 +177,14 @@ class Trainer(TrainerBase):
         """EMA, precise BN, validation, checkpoints, the progress line and metrics, then the preemption handler
         (in that order), plus the crash injection of :mod:`rs3d.engine.debug_hooks` when its variable is set."""
         return [
+            RankSeedHook(cfg.SEED, self.dist.rank) if self.dist.distributed else None,
             EMAHook() if self.ema else None,
             PreciseBNHook(cfg.TRAIN.PRECISE_BN_BATCHES, cfg.TRAIN.EVAL_PERIOD) if cfg.TRAIN.PRECISE_BN else None,
             EvalHook(cfg.TRAIN.EVAL_PERIOD),
             CheckpointHook(self.checkpoints, cfg.TRAIN.CHECKPOINT_PERIOD,
                            os.path.join(cfg.OUTPUT_DIR, "model_final.pyth"), cfg.TRAIN.CHECKPOINT_PERIOD_ITERS),
             ProgressHook(cfg.TRAIN.LOG_PERIOD),
+            InputBoundHook(cfg.TRAIN.BATCH_SIZE, cfg.DATA_LOADER.NUM_WORKERS, cfg.DATA_LOADER.PREFETCH_FACTOR),
             PreemptionHook(),
             CrashAtStepHook.from_environment(),
         ]
