@@ -1,5 +1,4 @@
 """Predictor and rs3d-predict on the toy model: labels, consistency with the test loop, timelines, bad files."""
-import pytest
 import csv
 import json
 import os
@@ -7,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from conftest import write_h264
 
@@ -92,21 +92,19 @@ def test_sliding_windows_cover_the_video():
 
 
 @pytest.mark.slow
-def test_cli_writes_json_and_csv(trained_toy, tmp_path):
+def test_cli_writes_json_and_csv(trained_toy, tmp_path, capsys):
     paths, _ = val_videos(trained_toy)
-    out = tmp_path / "pred.json"
-    run = subprocess.run([sys.executable, os.path.join(ROOT, "tools/predict.py"), "--checkpoint",
-                          os.path.join(trained_toy["out"], "model_final.pyth"), os.path.dirname(paths[0]),
-                          str(tmp_path / "gone.mp4"), "--topk", "3", "--output", str(out)],
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-2000:]
+    from rs3d.commands import predict
+
+    out = tmp_path / "pred.json"  # in process: the command's main with its argv (the pty tests run the script)
+    checkpoint = os.path.join(trained_toy["out"], "model_final.pyth")
+    assert predict.main(["--checkpoint", checkpoint, os.path.dirname(paths[0]), str(tmp_path / "gone.mp4"),
+                         "--topk", "3", "--output", str(out)]) == 0
     data = json.loads(out.read_text())
     assert len(data) == 5 and data[-1]["error"] == "file not found" and len(data[0]["top"]) == 3
-    assert "gone.mp4: skipped" in run.stdout
+    assert "gone.mp4: skipped" in capsys.readouterr().out
     csv_out = tmp_path / "pred.csv"
-    subprocess.run([sys.executable, os.path.join(ROOT, "tools/predict.py"), "--checkpoint",
-                    os.path.join(trained_toy["out"], "model_final.pyth"), paths[0], "--window-sec", "0.5",
-                    "--output", str(csv_out)], check=True, capture_output=True)
+    assert predict.main(["--checkpoint", checkpoint, paths[0], "--window-sec", "0.5", "--output", str(csv_out)]) == 0
     rows = list(csv.DictReader(open(csv_out)))
     assert rows[0]["rank"] == "1" and any(r["window_start"] for r in rows)
 
