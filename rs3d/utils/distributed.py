@@ -41,8 +41,28 @@ def init_distributed(device: str = "auto", timeout_minutes: float = 180.0) -> Di
     else:
         dev = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=timeout_minutes))
+        timeout = datetime.timedelta(minutes=timeout_minutes)
+        backend = "nccl" if use_cuda else "gloo"
+        store = _restart_store(rank, world, timeout)
+        if store is None:
+            dist.init_process_group(backend, timeout=timeout)
+        else:
+            dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
     return DistInfo(rank, world, local, dev)
+
+
+def _restart_store(rank: int, world: int, timeout: datetime.timedelta) -> dist.Store | None:
+    """After a torchrun restart (``--max-restarts``), the agent's store still holds the dead workers' addresses
+    under the process group's keys; the new workers could read a stale one and wait on a closed port ("Gloo
+    connectFullMesh failed ... Connection refused", seen on every other restart here). A prefix per restart
+    attempt gives each attempt keys of its own. None when this is not a restarted torchrun worker."""
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if attempt == "0" or "MASTER_ADDR" not in os.environ:
+        return None
+    agent_serves = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=not agent_serves and rank == 0, timeout=timeout)
+    return dist.PrefixStore(f"rs3d/restart_{attempt}", store)
 
 
 def barrier() -> None:
