@@ -89,3 +89,11 @@ def test_train_and_test_errors(inputs, capsys, tmp_path):
     ]
     for main, argv, expected in cases:
         assert expected in one_error_line(main, argv, capsys), argv
+
+
+def test_predict_takes_trailing_key_value_overrides_like_every_command():
+    from rs3d.commands.predict import split_overrides
+
+    assert split_overrides(["a.mp4", "dir/", "TEST.NUM_ENSEMBLE_VIEWS", "4", "DATA.TEST_CROP_SIZE", "128"]) == (
+        ["a.mp4", "dir/"], ["TEST.NUM_ENSEMBLE_VIEWS", "4", "DATA.TEST_CROP_SIZE", "128"])
+    assert split_overrides(["clips/*.mp4"]) == (["clips/*.mp4"], [])

@@ -6,6 +6,7 @@ import csv
 import glob
 import json
 import os
+import re
 import sys
 
 from rs3d.commands import base as cli
@@ -72,24 +73,41 @@ def render_all(target: str, predictions: list[Prediction]) -> None:
             print(f"{p.path}: not rendered ({exc.reason})", file=sys.stderr)
 
 
+_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)+$")
+
+
+def split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
+    """Paths, then trailing ``KEY VALUE`` config overrides: the first upper-case dotted item (``TEST.BATCH_SIZE``)
+    that is not an existing path starts the overrides."""
+    for i, item in enumerate(items):
+        if _CONFIG_KEY.match(item) and not os.path.exists(item):
+            return items[:i], items[i:]
+    return items, []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rs3d-predict", description=__doc__)
-    parser.add_argument("paths", nargs="+", help="video files, directories or globs")
+    parser.add_argument("paths", nargs="+", metavar="PATH_OR_KEY_VALUE",
+                        help="video files, directories or globs, then optional config overrides as KEY VALUE pairs "
+                             "(e.g. TEST.NUM_ENSEMBLE_VIEWS 4), as every rs3d command takes them")
     parser.add_argument("--checkpoint", required=True, help="model_final.pyth or a training checkpoint")
     parser.add_argument("--cfg", help="config file (default: the config stored in the checkpoint)")
     parser.add_argument("--class-names", help="classnames.json, for checkpoints that carry no class names "
                         "(e.g. PySlowFast / pytorchvideo model-zoo files)")
-    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--topk", type=int, default=5, help="classes listed per video (default 5)")
     parser.add_argument("--window-sec", type=float, help="sliding windows of this length: a label timeline")
     parser.add_argument("--stride-sec", type=float, help="window stride (default: half a window)")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="cuda, cpu or auto (CUDA when available)")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per forward pass")
     parser.add_argument("--output", help="write results to a .json or .csv file")
     parser.add_argument("--render", help="write a copy of the video with the current top-3 labels drawn: an .mp4 "
                         "file for one video, else a folder (<name>_labels.mp4 per video)")
     parser.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE",
-                        help="config overrides, e.g. --opts TEST.NUM_ENSEMBLE_VIEWS 4")
+                        help="config overrides before the paths (older spelling; trailing KEY VALUE pairs after the "
+                             "paths do the same)")
     args = parser.parse_args(argv)
+    args.paths, trailing = split_overrides(args.paths)
+    args.opts = [*args.opts, *trailing]
     if args.output and not args.output.endswith((".json", ".csv")):
         raise UsageError(f"{args.output}: --output must end in .json or .csv")  # before any work is done
     paths = expand_paths(args.paths)

@@ -18,6 +18,7 @@ from rs3d.checkpoint.io import CheckpointSaveError, save_atomic
 from rs3d.checkpoint.manager import CheckpointManager
 from rs3d.engine.monitor import format_eta
 from rs3d.evaluation.evaluator import evaluate
+from rs3d.evaluation.progress import EvalProgress
 from rs3d.utils.precision import autocast
 from rs3d.utils.runtime import memory_mb
 
@@ -108,7 +109,9 @@ class EvalHook(HookBase):
         result = {}
         models = [("val", t.model)] + ([("val_ema", t.ema.module)] if t.ema else [])
         for name, model in models:
-            summary = evaluate(model, t.val_loader, t.normalizer, t.amp_dtype, skips=t.skips).summary()
+            progress = EvalProgress(f"epoch {t.epoch + 1} {name}") if t.dist.is_main else None
+            summary = evaluate(model, t.val_loader, t.normalizer, t.amp_dtype, skips=t.skips,
+                               progress=progress).summary()
             result.update({f"{name}_{k}": v for k, v in summary.items() if k != "num_videos"})
             t.monitor.scalars(t.step, summary, name)
         text = " ".join(f"{k} {v:.2f}" for k, v in result.items() if "top" in k or "loss" in k)
