@@ -70,6 +70,18 @@ def video_dir(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def toy_dir(tmp_path_factory) -> str:
+    """A very small toy dataset (24 train, 8 val, 8 test videos of 16 frames at 64x48), shared read-only by the
+    training, fault and preemption tests."""
+    from rs3d.data.prep.toy import generate_toy_dataset
+
+    root = tmp_path_factory.mktemp("toy")
+    generate_toy_dataset(root, train_per_class=3, val_per_class=1, test_per_class=1, num_frames=16, height=48,
+                         width=64, workers=2)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
 def trained_toy(tmp_path_factory) -> dict:
     """A tiny RS3D trained on a small toy dataset (~45 s on 2 CPU cores), shared by training and inference tests."""
     from rs3d.config import load_config

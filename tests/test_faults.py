@@ -12,18 +12,9 @@ from test_training import tiny_cfg
 
 from rs3d.checkpoint.io import CheckpointSaveError, load_checkpoint
 from rs3d.checkpoint.manager import CheckpointManager
-from rs3d.data.prep.toy import generate_toy_dataset
 from rs3d.engine import HookBase, Trainer
 from rs3d.engine.monitor import Monitor
 from rs3d.engine.preemption import PREEMPTED_EXIT_CODE, PreemptedError
-
-
-@pytest.fixture(scope="module")
-def toy_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy_faults")
-    generate_toy_dataset(root, train_per_class=3, val_per_class=1, test_per_class=1, num_frames=16, height=48,
-                         width=64, workers=2)
-    return str(root)
 
 
 def run(toy_dir, out, *opts, hooks=()):

@@ -19,14 +19,6 @@ from rs3d.models import build_model
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 
-@pytest.fixture(scope="module")
-def toy_dir(tmp_path_factory):
-    from rs3d.data.prep.toy import generate_toy_dataset
-
-    root = tmp_path_factory.mktemp("toy_preempt")
-    generate_toy_dataset(root, train_per_class=3, val_per_class=1, test_per_class=1, num_frames=16, height=48,
-                         width=64, workers=2)
-    return str(root)
 
 
 def under_terminal(cmd, piped):

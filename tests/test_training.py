@@ -12,7 +12,6 @@ import torch.multiprocessing as mp
 
 from rs3d.checkpoint import load_checkpoint
 from rs3d.config import load_config
-from rs3d.data.prep.toy import generate_toy_dataset
 from rs3d.engine import NonFiniteLossError, PreciseBNHook, Trainer
 from rs3d.evaluation import run_test
 from rs3d.utils.distributed import DistInfo
@@ -25,12 +24,6 @@ TINY = ["DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "3", "DATA.TRAIN_CROP_SIZE
         "0.9"]
 
 
-@pytest.fixture(scope="module")
-def toy_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy")
-    generate_toy_dataset(root, train_per_class=3, val_per_class=1, test_per_class=1, num_frames=16, height=48,
-                         width=64, workers=2)
-    return str(root)
 
 
 def tiny_cfg(toy_dir, out, *opts):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rs3d.checkpoint.io import CheckpointError
+from rs3d.checkpoint.io import CheckpointError, load_checkpoint
 
 #: (module, name) pairs a Caffe2 ``.pkl`` may reference: NumPy arrays, dtypes and scalars (NumPy 1 and 2 names).
 _NUMPY_GLOBALS = {
@@ -50,17 +50,7 @@ def load_weights_file(path: str) -> dict:
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.endswith(".pkl"):
         return {"model_state": caffe2_blobs(path)}
-    try:
-        with torch.serialization.safe_globals(PYSLOWFAST_SAFE_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        raise CheckpointError(f"{path}: refused, it holds pickled objects or code beyond tensors, plain containers "
-                              f"and NumPy scalars (loaded with weights_only=True): {first}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        text = str(exc).strip().splitlines()
-        raise CheckpointError(f"{path}: not a readable checkpoint ({text[0][:160] if text else type(exc).__name__})"
-                              ) from None
+    return load_checkpoint(path, "cpu", PYSLOWFAST_SAFE_GLOBALS, "NumPy scalars")
 
 
 class _Caffe2Unpickler(pickle.Unpickler):

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import pickle
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -76,16 +77,23 @@ def verify_checkpoint(path: str) -> str | None:
     return None if file_sha256(path) == expected else "checksum mismatch (truncated or damaged)"
 
 
-def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict:
-    """Load with ``weights_only=True``; a file carrying pickled code or objects is refused with a clear error."""
+def load_checkpoint(path: str, map_location: str | torch.device = "cpu", allowed_globals: Sequence = (),
+                    allowed_text: str = "") -> dict:
+    """Load with ``weights_only=True``; a file carrying pickled code or objects is refused with a clear error.
+
+    ``allowed_globals`` are extra types the file may hold (``torch.serialization.safe_globals``), described by
+    ``allowed_text`` in the refusal message (e.g. "NumPy scalars" for PySlowFast files).
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(allowed_globals)):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        raise CheckpointError(f"{path}: refused, it holds pickled objects or code beyond tensors and plain "
-                              f"containers (loaded with weights_only=True): {first}") from None
+        allowed = f"tensors, plain containers and {allowed_text}" if allowed_text else "tensors and plain containers"
+        raise CheckpointError(f"{path}: refused, it holds pickled objects or code beyond {allowed} "
+                              f"(loaded with weights_only=True): {first}") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         text = str(exc).strip().splitlines()
         raise CheckpointError(f"{path}: not a readable checkpoint ({text[0][:160] if text else type(exc).__name__})"
