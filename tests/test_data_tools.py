@@ -259,3 +259,14 @@ def test_prepare_dataset_cli_rejects_an_odd_keyframe_interval(tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "tools/prepare_dataset.py"), str(tmp_path), str(tmp_path / "o"),
                           "--keyframe-interval", "15"], check=False, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "--keyframe-interval 15 is odd" in run.stderr
+
+
+def test_check_dataset_reads_the_clip_length_from_a_config(dataset, capsys):
+    from rs3d.commands import check_data
+
+    cfg = str(ROOT / "configs/toy/rs3d_tiny.yaml")
+    assert check_data.main(["--cfg", cfg, "--workers", "1", "--no-decode", "DATA.PATH_TO_DATA_DIR", str(dataset),
+                            "DATA.NUM_FRAMES", "5", "DATA.SAMPLING_RATE", "3", "DATA.TOY_DATASET", "False"]) == 0
+    assert "one clip spans 13 frames" in capsys.readouterr().out  # (5 - 1) * 3 + 1
+    with pytest.raises(SystemExit):
+        check_data.main([str(dataset), "DATA.NUM_FRAMES", "5"])  # overrides without --cfg

@@ -92,7 +92,7 @@ def test_train_and_test_errors(inputs, capsys, tmp_path):
 
 
 def test_predict_takes_trailing_key_value_overrides_like_every_command():
-    from rs3d.commands.predict import split_overrides
+    from rs3d.commands.base import split_overrides
 
     assert split_overrides(["a.mp4", "dir/", "TEST.NUM_ENSEMBLE_VIEWS", "4", "DATA.TEST_CROP_SIZE", "128"]) == (
         ["a.mp4", "dir/"], ["TEST.NUM_ENSEMBLE_VIEWS", "4", "DATA.TEST_CROP_SIZE", "128"])

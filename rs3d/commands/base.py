@@ -4,6 +4,8 @@ of a traceback."""
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -41,6 +43,20 @@ def add_opts_argument(parser: argparse.ArgumentParser) -> None:
     """Trailing ``KEY VALUE`` config overrides, applied after the YAML file."""
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
                         help="config overrides as KEY VALUE pairs, applied after the config file")
+
+
+_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)+$")
+
+
+def split_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Positional items, then trailing ``KEY VALUE`` config overrides: the first upper-case dotted item
+    (``TEST.BATCH_SIZE``) that is not an existing path starts the overrides. For commands whose positional
+    arguments (paths) come before the overrides."""
+    items = list(items)
+    for i, item in enumerate(items):
+        if _CONFIG_KEY.match(item) and not os.path.exists(item):
+            return items[:i], items[i:]
+    return items, []
 
 
 def parse_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> tuple[argparse.Namespace,

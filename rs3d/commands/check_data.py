@@ -2,6 +2,10 @@
 
     python tools/check_dataset.py data/kinetics400 --split train --num-frames 32 --sampling-rate 2 --workers 16
     python tools/check_dataset.py data/kinetics400 --split val --drop-short --out /tmp/val.clean.csv
+    rs3d-check-data --cfg configs/kinetics400/rs3d_50.yaml --split train DATA.PATH_TO_DATA_DIR data/kinetics400
+
+With --cfg the clip length, the data folder and the Kinetics path format come from the config (and its trailing
+KEY VALUE overrides), exactly as training will read them.
 
 Reads DATA_DIR/<split>.csv (PySlowFast "path label" or official Kinetics). The cleaned CSV (default
 DATA_DIR/<split>.clean.csv) keeps the input's lines verbatim for readable videos only; --drop-short also drops
@@ -17,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from rs3d.commands import base as cli
+from rs3d.config import load_config
 from rs3d.data.annotations import AnnotationError
 from rs3d.data.metadata import metadata_path, save_metadata
 from rs3d.data.prep.checks import (
@@ -31,10 +36,16 @@ from rs3d.data.prep.checks import (
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data_dir", help="dataset folder holding <split>.csv")
+    parser.add_argument("items", nargs="*", metavar="DATA_DIR [KEY VALUE ...]",
+                        help="dataset folder holding <split>.csv (default with --cfg: DATA.PATH_TO_DATA_DIR), then "
+                             "config overrides as KEY VALUE pairs")
+    parser.add_argument("--cfg", metavar="FILE", help="take the clip length (DATA.NUM_FRAMES, DATA.SAMPLING_RATE), "
+                        "the data folder and the Kinetics path format from this config, as training will")
     parser.add_argument("--split", default="train", help="which <split>.csv to check")
-    parser.add_argument("--num-frames", type=int, default=32, help="frames per clip (DATA.NUM_FRAMES)")
-    parser.add_argument("--sampling-rate", type=int, default=2, help="stride between frames (DATA.SAMPLING_RATE)")
+    parser.add_argument("--num-frames", type=int, default=None,
+                        help="frames per clip (default: the config's DATA.NUM_FRAMES, else 32)")
+    parser.add_argument("--sampling-rate", type=int, default=None,
+                        help="stride between frames (default: the config's DATA.SAMPLING_RATE, else 2)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: os.cpu_count())")
     parser.add_argument("--out", default=None, help="cleaned CSV (default: DATA_DIR/<split>.clean.csv)")
     parser.add_argument("--drop-short", action="store_true", help="also drop videos shorter than one clip")
@@ -43,6 +54,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kinetics-path-format", default=None, help="file of an official Kinetics CSV row "
                         "(default: DATA.KINETICS_PATH_FORMAT's default)")
     args = parser.parse_args(argv)
+    positional, overrides = cli.split_overrides(args.items)
+    if len(positional) > 1:
+        parser.error(f"one DATA_DIR expected, got {' '.join(positional)}")
+    if overrides and not args.cfg:
+        parser.error("KEY VALUE overrides need --cfg")
+    cfg = load_config(args.cfg, overrides) if args.cfg else None
+    args.data_dir = positional[0] if positional else (cfg.DATA.PATH_TO_DATA_DIR if cfg else None)
+    if not args.data_dir:
+        parser.error("give DATA_DIR, or --cfg with DATA.PATH_TO_DATA_DIR set")
+    if args.num_frames is None:
+        args.num_frames = cfg.DATA.NUM_FRAMES if cfg else 32
+    if args.sampling_rate is None:
+        args.sampling_rate = cfg.DATA.SAMPLING_RATE if cfg else 2
+    if args.kinetics_path_format is None and cfg is not None:
+        args.kinetics_path_format = cfg.DATA.KINETICS_PATH_FORMAT
     if args.num_frames < 1 or args.sampling_rate < 1:
         parser.error("--num-frames and --sampling-rate must be >= 1")
     return args

@@ -6,7 +6,6 @@ import csv
 import glob
 import json
 import os
-import re
 import sys
 
 from rs3d.commands import base as cli
@@ -73,18 +72,6 @@ def render_all(target: str, predictions: list[Prediction]) -> None:
             print(f"{p.path}: not rendered ({exc.reason})", file=sys.stderr)
 
 
-_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)+$")
-
-
-def split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
-    """Paths, then trailing ``KEY VALUE`` config overrides: the first upper-case dotted item (``TEST.BATCH_SIZE``)
-    that is not an existing path starts the overrides."""
-    for i, item in enumerate(items):
-        if _CONFIG_KEY.match(item) and not os.path.exists(item):
-            return items[:i], items[i:]
-    return items, []
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rs3d-predict", description=__doc__)
     parser.add_argument("paths", nargs="+", metavar="PATH_OR_KEY_VALUE",
@@ -106,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="config overrides before the paths (older spelling; trailing KEY VALUE pairs after the "
                              "paths do the same)")
     args = parser.parse_args(argv)
-    args.paths, trailing = split_overrides(args.paths)
+    args.paths, trailing = cli.split_overrides(args.paths)
     args.opts = [*args.opts, *trailing]
     if args.output and not args.output.endswith((".json", ".csv")):
         raise UsageError(f"{args.output}: --output must end in .json or .csv")  # before any work is done
