@@ -1,6 +1,6 @@
 """Compare configs side by side on this device, as Markdown, CSV and a speed-vs-accuracy plot.
 
-    python tools/compare.py --cfgs configs/kinetics400/rs3d_50.yaml configs/kinetics400/slow_r50.yaml \\
+    python tools/compare.py --cfg configs/kinetics400/rs3d_50.yaml configs/kinetics400/slow_r50.yaml \\
         [--runs runs/rs3d_50 runs/slow_r50] [--csv compare.csv] [--plot compare.png]
     python tools/compare.py --train-toy     # train RS3D-tiny, R3D-tiny and C2D-tiny on the toy data, then compare
 
@@ -46,7 +46,8 @@ def train_toy(output_root: str, epochs: int | None) -> tuple[list[str], list[str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cfgs", nargs="+", default=[])
+    parser.add_argument("--cfg", "--cfgs", dest="cfgs", nargs="+", default=[], metavar="FILE",
+                        help="config files to compare (--cfgs is the older spelling)")
     parser.add_argument("--runs", nargs="+", default=[], help="finished run dirs, same order as --cfgs")
     parser.add_argument("--train-toy", action="store_true", help="train the toy RS3D, R3D and C2D first")
     parser.add_argument("--toy-epochs", type=int, help="shorter toy training (default: the configs' budget)")

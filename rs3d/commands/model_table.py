@@ -1,7 +1,7 @@
 """Print the model zoo table: parameters, fvcore GFLOPs per view and measured inference speed and memory.
 
     python tools/model_table.py                       # every config under configs/kinetics400/
-    python tools/model_table.py --cfgs configs/kinetics400/rs3d_50.yaml --frames 8 --crop 160
+    python tools/model_table.py --cfg configs/kinetics400/rs3d_50.yaml --frames 8 --crop 160
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     zoo = sorted(glob.glob(os.path.join(ROOT, "configs/kinetics400/*.yaml")))
-    parser.add_argument("--cfgs", nargs="+", default=zoo, help="config files (default: all of configs/kinetics400/)")
+    parser.add_argument("--cfg", "--cfgs", dest="cfgs", nargs="+", default=zoo, metavar="FILE",
+                        help="config files (default: all of configs/kinetics400/; --cfgs is the older spelling)")
     parser.add_argument("--batch-size", type=int, default=1, help="clips per inference call")
     parser.add_argument("--frames", type=int, default=0, help="timing input frames (default: DATA.NUM_FRAMES)")
     parser.add_argument("--crop", type=int, default=0, help="timing input crop (default: DATA.TRAIN_CROP_SIZE)")

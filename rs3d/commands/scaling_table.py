@@ -29,7 +29,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--axis", choices=AXES, help="vary one axis of RS3D-50 32x224")
     parser.add_argument("--epochs", type=int, default=350, help="training budget for the recommended path")
-    parser.add_argument("--base", default=os.path.join(ROOT, "configs/kinetics400/rs3d_50.yaml"))
+    parser.add_argument("--cfg", "--base", dest="base", default=os.path.join(ROOT, "configs/kinetics400/rs3d_50.yaml"),
+                        metavar="FILE", help="the config every scaled model starts from (--base is the older "
+                        "spelling; default: configs/kinetics400/rs3d_50.yaml)")
     parser.add_argument("--write-configs", help="write one YAML per model into this folder")
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--latency-frames", type=int, help="time at this clip length instead of the model's")
