@@ -16,11 +16,11 @@ import torch
 
 from rs3d.checkpoint.io import CheckpointSaveError, save_atomic
 from rs3d.checkpoint.manager import CheckpointManager
-from rs3d.engine.monitor import format_eta
 from rs3d.evaluation.evaluator import evaluate
 from rs3d.evaluation.progress import EvalProgress
 from rs3d.utils.precision import autocast
 from rs3d.utils.runtime import memory_mb
+from rs3d.utils.timefmt import format_eta
 
 if TYPE_CHECKING:
     from rs3d.engine.trainer import Trainer

@@ -1,7 +1,6 @@
 """Watching a run: log lines (or a progress line on a terminal), metrics.jsonl and TensorBoard; rank 0 only."""
 from __future__ import annotations
 
-import datetime
 import io
 import json
 import logging
@@ -101,7 +100,3 @@ class Monitor:
             self._jsonl.close()
         if self._tb is not None:
             self._tb.close()
-
-
-def format_eta(seconds: float) -> str:
-    return str(datetime.timedelta(seconds=int(max(0.0, seconds))))
