@@ -1,7 +1,8 @@
 """tools/compare.py pieces: Pareto front, accuracy from run dirs, a measured row, CSV and plot."""
-import pytest
 import csv
 import os
+
+import pytest
 
 from rs3d.studies.compare import (
     SpeedBudget,
