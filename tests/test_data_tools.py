@@ -270,3 +270,19 @@ def test_check_dataset_reads_the_clip_length_from_a_config(dataset, capsys):
     assert "one clip spans 13 frames" in capsys.readouterr().out  # (5 - 1) * 3 + 1
     with pytest.raises(SystemExit):
         check_data.main([str(dataset), "DATA.NUM_FRAMES", "5"])  # overrides without --cfg
+
+
+def test_check_dataset_on_a_folder_of_class_folders(video_dir, tmp_path, capsys):
+    from rs3d.commands import check_data
+
+    root = tmp_path / "mine"
+    for cls, names in {"jump": ["good", "good2", "text"], "run": ["fps15", "portrait", "empty"]}.items():
+        (root / "train" / cls).mkdir(parents=True)
+        for name in names:
+            (root / "train" / cls / f"{name}.mp4").write_bytes(open(video_dir[name], "rb").read())
+    assert check_data.main([str(root), "--num-frames", "2", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "checking 6 videos" in out and "wrote" in out
+    clean = (root / "train.clean.csv").read_text().splitlines()
+    assert sorted(clean) == ["train/jump/good.mp4 0", "train/jump/good2.mp4 0", "train/run/fps15.mp4 1",
+                             "train/run/portrait.mp4 1"]

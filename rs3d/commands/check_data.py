@@ -7,7 +7,8 @@
 With --cfg the clip length, the data folder and the Kinetics path format come from the config (and its trailing
 KEY VALUE overrides), exactly as training will read them.
 
-Reads DATA_DIR/<split>.csv (PySlowFast "path label" or official Kinetics). The cleaned CSV (default
+Reads DATA_DIR/<split>.csv (PySlowFast "path label" or official Kinetics), or a folder of class folders split
+as training splits it (DATA.FOLDER_VAL_FRACTION held out when there is no val/ folder). The cleaned CSV (default
 DATA_DIR/<split>.clean.csv) keeps the input's lines verbatim for readable videos only; --drop-short also drops
 videos shorter than one clip, (NUM_FRAMES - 1) * SAMPLING_RATE + 1 frames. Exit status 0 even when problems
 are found (this is a report), 2 on usage errors.
@@ -69,6 +70,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.sampling_rate = cfg.DATA.SAMPLING_RATE if cfg else 2
     if args.kinetics_path_format is None and cfg is not None:
         args.kinetics_path_format = cfg.DATA.KINETICS_PATH_FORMAT
+    args.val_fraction = cfg.DATA.FOLDER_VAL_FRACTION if cfg is not None else 0.1
     if args.num_frames < 1 or args.sampling_rate < 1:
         parser.error("--num-frames and --sampling-rate must be >= 1")
     return args
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Check every video of the split, print the report, write the cleaned CSV."""
     args = parse_args(argv)
     try:
-        records = read_split(args.data_dir, args.split, args.kinetics_path_format)
+        records = read_split(args.data_dir, args.split, args.kinetics_path_format, args.val_fraction)
     except AnnotationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ from rs3d.data.annotations import (
     is_kinetics_csv,
     kinetics_class_names,
     load_class_names,
+    read_class_folders,
     read_kinetics_csv,
     read_slowfast_csv,
 )
@@ -37,6 +38,7 @@ from rs3d.data.decoders import (
     probe_video,
 )
 from rs3d.utils.atomic import atomic_open
+from rs3d.utils.class_folders import is_class_folder_dataset
 from rs3d.utils.tables import markdown_table
 
 UNREADABLE = ("missing", "empty", "not_video", "audio_only", "undecodable", "truncated", "crashed")
@@ -176,9 +178,14 @@ def quiet_decoders() -> None:
     decord.logging.set_level(decord.logging.QUIET)
 
 
-def read_split(data_dir: str, split: str, path_format: str | None = None) -> list[VideoRecord]:
-    """Records of ``data_dir/<split>.csv``, PySlowFast ``path label`` or official Kinetics, paths under data_dir."""
+def read_split(data_dir: str, split: str, path_format: str | None = None,
+               val_fraction: float = 0.1) -> list[VideoRecord]:
+    """Records of ``data_dir/<split>.csv``, PySlowFast ``path label`` or official Kinetics, paths under data_dir;
+    without the CSV, of a class-folder dataset's split as training reads it (``val_fraction`` held out when
+    there is no split folder)."""
     csv_path = os.path.join(data_dir, f"{split}.csv")
+    if not os.path.isfile(csv_path) and is_class_folder_dataset(data_dir):
+        return read_class_folders(data_dir, split, val_fraction)[0]
     if not os.path.isfile(csv_path):
         raise AnnotationError(f"{csv_path}: annotation file not found")
     if not is_kinetics_csv(csv_path):
@@ -198,8 +205,15 @@ def split_class_names(data_dir: str, csv_path: str) -> list[str]:
 def write_csv_subset(csv_path: str, records: Sequence[VideoRecord], out_path: str) -> int:
     """Copy the header (if any) and the lines of ``csv_path`` that declared ``records``; returns lines kept.
 
-    Lines are copied verbatim, so the subset keeps the input's format, separators and relative paths.
+    Lines are copied verbatim, so the subset keeps the input's format, separators and relative paths. Without
+    a CSV (a class-folder dataset) the subset is written as PySlowFast ``path label`` lines, paths relative to
+    the folder of ``out_path``.
     """
+    if not os.path.isfile(csv_path):
+        base = os.path.dirname(os.path.abspath(out_path))
+        with atomic_open(out_path) as f:
+            f.writelines(f"{os.path.relpath(r.path, base)} {r.label}\n" for r in records)
+        return len(records)
     keep = {int(r.source.rsplit(":", 1)[1]) for r in records}
     header = 1 if is_kinetics_csv(csv_path) else 0
     with open(csv_path, encoding="utf-8") as f:
