@@ -6,6 +6,7 @@ import os
 import av
 import numpy as np
 import pytest
+import torch
 
 from rs3d.utils.video_writer import write_h264  # noqa: F401  (tests import it from here)
 
@@ -18,6 +19,18 @@ def moving_frames(num_frames: int = 60, height: int = 48, width: int = 64, seed:
     frames = np.stack([big[:height, t:t + width] for t in range(num_frames)]).copy()
     frames[:, :4, :, :] = (np.arange(num_frames) * 4 % 256).astype(np.uint8)[:, None, None, None]
     return frames
+
+
+def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Non-trivial BN everywhere, in eval mode (timm zero-inits each block's last BN, which would hide mistakes)."""
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.uniform_(0.2, 0.6)
+            module.bias.data.normal_(0, 0.05)
+            module.running_mean.normal_(0, 0.05)
+            module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
 
 
 def write_audio_only(path: str) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+from conftest import randomised
 from torch import nn
 
 from rs3d.checkpoint import CheckpointError
@@ -23,18 +24,6 @@ RS3D_TINY = ["MODEL.RESNET3D.BLOCKS", "[1,1,1,1]", "MODEL.RESNET3D.WIDTH_MULTIPL
              "MODEL.RESNET3D.STEM_WIDTH", "16", "MODEL.RESNET3D.DROP_PATH_RATE", "0.0", "MODEL.DROPOUT_RATE", "0.0"]
 TIMM_LAYOUT = ["MODEL.RESNET3D.STEM_POOL", "conv", "MODEL.RESNET3D.SHORTCUT", "avg_down",
                "MODEL.RESNET3D.SELF_GATING", "False"]
-
-
-def randomised(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial BN everywhere (timm zero-inits each block's last BN, which would hide mistakes)."""
-    torch.manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.weight.data.uniform_(0.2, 0.6)
-            module.bias.data.normal_(0, 0.05)
-            module.running_mean.normal_(0, 0.05)
-            module.running_var.uniform_(0.5, 1.5)
-    return model.eval()
 
 
 def tiny_timm(num_classes: int = 1000) -> nn.Module:

@@ -3,6 +3,7 @@
 import pytest
 import timm
 import torch
+from conftest import randomised
 from torch import nn
 
 from rs3d.models import inflate_2d_weights, resnet3d_rs, resnet_rs_2d_equivalent
@@ -17,14 +18,7 @@ TIMM_PARAMS = dict(zip(DEPTHS, [35_691_912, 63_618_696, 86_621_576, 93_209_992, 
 def randomised_timm(depth: int, seed: int = 0) -> nn.Module:
     """timm resnetrs with non-trivial BN (timm zero-inits the last BN of each block, which would hide errors)."""
     torch.manual_seed(seed)
-    model = timm.create_model(f"resnetrs{depth}", pretrained=False)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.weight.data.uniform_(0.2, 0.6)
-            module.bias.data.normal_(0, 0.05)
-            module.running_mean.normal_(0, 0.05)
-            module.running_var.uniform_(0.5, 1.5)
-    return model.eval()
+    return randomised(timm.create_model(f"resnetrs{depth}", pretrained=False), seed)
 
 
 def uninitialised_2d_equivalent(depth: int, **kwargs) -> nn.Module:
