@@ -116,3 +116,49 @@ def test_torchrun_restarts_a_crashed_worker_and_ends_with_the_same_weights(toy_d
     for key, value in a["ema"]["module"].items():
         assert torch.equal(value, b["ema"]["module"][key]), key
     assert a["step"] == b["step"] == 6
+
+
+def _signalled_rank_worker(rank, toy_dir, out, port):
+    """Two gloo ranks; only rank 1 receives SIGUSR1 (after its 2nd step). Both must stop at the same step."""
+    from rs3d.engine import HookBase, Trainer
+    from rs3d.engine.preemption import PreemptedError
+    from rs3d.utils.distributed import DistInfo
+
+    class SignalRankOne(HookBase):
+        def after_step(self):
+            if rank == 1 and self.trainer.stepped and self.trainer.step == 2:
+                os.kill(os.getpid(), signal.SIGUSR1)
+
+    class SignalledTrainer(Trainer):
+        def build_hooks(self, cfg):
+            return [SignalRankOne(), *super().build_hooks(cfg)]  # before the preemption hook, same step
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    cfg = tiny_cfg(toy_dir, out, "SOLVER.MAX_EPOCH", "2", "TRAIN.BATCH_SIZE", "2", "TRAIN.EVAL_PERIOD", "0")
+    trainer = SignalledTrainer(cfg, DistInfo(rank, 2, rank, torch.device("cpu")))
+    try:
+        trainer.train()
+        outcome = "finished"
+    except PreemptedError as exc:
+        outcome = str(exc)
+    torch.save({"step": trainer.step, "outcome": outcome}, os.path.join(out, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_ranks_agree_to_stop_when_only_one_is_signalled(toy_dir, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_signalled_rank_worker, args=(toy_dir, str(tmp_path), port), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["step"] == r1["step"] == 2, (r0, r1)
+    assert "another rank received a stop signal" in r0["outcome"] and "SIGUSR1" in r1["outcome"]
+    written = [n for n in os.listdir(tmp_path / "checkpoints") if n.endswith(".pyth")]
+    assert written and all("_iter_" in n for n in written), written  # a mid-epoch checkpoint at the stop
