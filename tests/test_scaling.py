@@ -1,7 +1,5 @@
 """Scaling strategies: generated configs load, follow the paper's rules, and the table tool runs."""
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -41,13 +39,13 @@ def test_recommended_strategy_follows_the_paper():
 
 
 @pytest.mark.slow
-def test_scaling_table_tool(tmp_path):
+def test_scaling_table_tool(tmp_path, capsys):
+    from rs3d.commands import scaling_table
+
     tiny = os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml")  # BLOCKS [1,1,1,1]: cheap to count at 64x224
-    run = subprocess.run([sys.executable, os.path.join(ROOT, "tools/scaling_table.py"), "--axis", "frames",
-                          "--base", tiny, "--no-latency", "--write-configs",
-                          str(tmp_path)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-1500:]
-    assert "rs3d_50_64f_224px" in run.stdout and len(os.listdir(tmp_path)) == 5
+    assert scaling_table.main(["--axis", "frames", "--cfg", tiny, "--no-latency", "--write-configs",
+                               str(tmp_path)]) == 0
+    assert "rs3d_50_64f_224px" in capsys.readouterr().out and len(os.listdir(tmp_path)) == 5
 
 
 def test_rank_correlation():

@@ -25,7 +25,7 @@ from rs3d.utils.tables import markdown_table
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--axis", choices=AXES, help="vary one axis of RS3D-50 32x224")
     parser.add_argument("--epochs", type=int, default=350, help="training budget for the recommended path")
@@ -38,7 +38,7 @@ def main() -> int:
     parser.add_argument("--latency-crop", type=int, help="time at this crop instead of the model's")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     models = along_axis(args.axis) if args.axis else recommended(args.epochs)
     rows, flops, latencies = [], [], []
     for model in models:
