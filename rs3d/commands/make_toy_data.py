@@ -10,6 +10,7 @@ import argparse
 import os
 from pathlib import Path
 
+from rs3d.commands import base as cli
 from rs3d.data.prep.toy import TOY_CLASSES, generate_toy_dataset
 
 
@@ -46,5 +47,10 @@ def main() -> None:
     print(f"took {summary['seconds']:.1f} s with {summary['workers']} worker(s)")
 
 
+def console_main() -> None:
+    """Entry point of the ``rs3d-make-toy-data`` console command (same as tools/make_toy_dataset.py)."""
+    cli.run(main)
+
+
 if __name__ == "__main__":
-    main()
+    console_main()
