@@ -17,6 +17,7 @@ import sys
 import torch
 
 from rs3d.commands import base as cli
+from rs3d.config.catalog import config_root
 from rs3d.evaluation import format_summary_table
 from rs3d.studies.compare import (
     COLUMNS,
@@ -26,15 +27,14 @@ from rs3d.studies.compare import (
     write_csv,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
-TOY = ["configs/toy/rs3d_tiny.yaml", "configs/toy/r3d_tiny.yaml", "configs/toy/c2d_tiny.yaml"]
+TOY = ["toy/rs3d_tiny.yaml", "toy/r3d_tiny.yaml", "toy/c2d_tiny.yaml"]  # under the shipped configs
 
 
 def train_toy(output_root: str, epochs: int | None) -> tuple[list[str], list[str]]:
     """Train the three toy configs with the same budget (one after the other); returns (configs, run dirs)."""
     import subprocess
 
-    configs, runs = [os.path.join(ROOT, c) for c in TOY], []
+    configs, runs = [os.path.join(config_root(), c) for c in TOY], []
     for config in configs:
         run = os.path.join(output_root, os.path.splitext(os.path.basename(config))[0])
         extra = ["SOLVER.MAX_EPOCH", str(epochs), "TRAIN.EVAL_PERIOD", str(epochs)] if epochs else []

@@ -16,17 +16,16 @@ import torch
 
 from rs3d.commands import base as cli
 from rs3d.config import load_config
+from rs3d.config.catalog import config_root
 from rs3d.models.build import build_model
 from rs3d.studies.speed import SpeedSetting, build_for_clip, time_in_subprocess
 from rs3d.utils.complexity import count_gflops, count_parameters
 from rs3d.utils.tables import markdown_table
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    zoo = sorted(glob.glob(os.path.join(ROOT, "configs/kinetics400/*.yaml")))
+    zoo = sorted(glob.glob(os.path.join(config_root(), "kinetics400", "*.yaml")))
     parser.add_argument("--cfg", "--cfgs", dest="cfgs", nargs="+", default=zoo, metavar="FILE",
                         help="config files (default: all of configs/kinetics400/; --cfgs is the older spelling)")
     parser.add_argument("--batch-size", type=int, default=1, help="clips per inference call")
@@ -50,7 +49,8 @@ def main() -> int:
         model = build_model(cfg)
         frames, train_crop, test_crop = cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE
         row = [
-            os.path.relpath(path, ROOT), cfg.MODEL.ARCH, f"{count_parameters(model) / 1e6:.2f}",
+            os.path.relpath(path, os.path.dirname(config_root())), cfg.MODEL.ARCH,
+            f"{count_parameters(model) / 1e6:.2f}",
             f"{frames}x{cfg.DATA.SAMPLING_RATE}",
             f"{count_gflops(model, (frames, train_crop, train_crop)):.2f} @{train_crop}",
             f"{count_gflops(model, (frames, test_crop, test_crop)):.2f} @{test_crop}",

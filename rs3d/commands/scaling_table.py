@@ -16,20 +16,19 @@ import torch
 
 from rs3d.commands import base as cli
 from rs3d.config import load_config
+from rs3d.config.catalog import config_root
 from rs3d.models import build_model
 from rs3d.studies.scaling import AXES, along_axis, recommended, spearman, write_config
 from rs3d.studies.speed import SpeedSetting, build_for_clip, time_in_subprocess
 from rs3d.utils.complexity import count_gflops, count_parameters
 from rs3d.utils.tables import markdown_table
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--axis", choices=AXES, help="vary one axis of RS3D-50 32x224")
     parser.add_argument("--epochs", type=int, default=350, help="training budget for the recommended path")
-    parser.add_argument("--cfg", "--base", dest="base", default=os.path.join(ROOT, "configs/kinetics400/rs3d_50.yaml"),
+    parser.add_argument("--cfg", "--base", dest="base", default=os.path.join(config_root(), "kinetics400", "rs3d_50.yaml"),
                         metavar="FILE", help="the config every scaled model starts from (--base is the older "
                         "spelling; default: configs/kinetics400/rs3d_50.yaml)")
     parser.add_argument("--write-configs", help="write one YAML per model into this folder")
