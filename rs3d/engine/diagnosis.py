@@ -8,11 +8,11 @@ host's compute time includes waiting for the GPU at its sync points, so a GPU-bo
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 
 from rs3d.engine.hooks import HookBase
+from rs3d.utils.runtime import available_cores
 
 logger = logging.getLogger("rs3d")
 
@@ -50,7 +50,7 @@ def advice(report: InputBoundReport, threshold: float, num_workers: int, prefetc
         return (f"not input-bound: steps waited for data {pct:.0f}% of the time "
                 f"({report.wait_s / max(report.steps, 1) * 1e3:.0f} ms of "
                 f"{(report.wait_s + report.compute_s) / max(report.steps, 1) * 1e3:.0f} ms per step)")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     tries = [f"more loader workers (DATA_LOADER.NUM_WORKERS is {num_workers}; this process may use {cores} cores)",
              f"a deeper prefetch (DATA_LOADER.PREFETCH_FACTOR is {prefetch})",
              "videos re-encoded for fast decoding (rs3d-prepare-data: short side 256, skippable odd frames)"]

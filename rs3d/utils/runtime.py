@@ -27,10 +27,14 @@ def configure_speed(deterministic: bool = False) -> None:
     torch.backends.cudnn.allow_tf32 = True
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, e.g. under a batch scheduler)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def limit_cpu_threads(num_workers: int, processes_per_machine: int = 1) -> int:
     """On CPU, leave one core per loader worker: oversubscribed OpenMP threads spin and can slow steps 10x."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // max(1, processes_per_machine) - num_workers)
+    threads = max(1, available_cores() // max(1, processes_per_machine) - num_workers)
     torch.set_num_threads(threads)
     return threads
 
