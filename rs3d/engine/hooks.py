@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from rs3d.checkpoint.io import CheckpointSaveError, save_atomic
+from rs3d.checkpoint.io import save_or_stop
 from rs3d.checkpoint.manager import CheckpointManager
 from rs3d.evaluation.evaluator import evaluate
 from rs3d.evaluation.progress import EvalProgress
@@ -149,11 +149,7 @@ class CheckpointHook(HookBase):
 
     def after_train(self) -> None:
         if self.trainer.dist.is_main:
-            try:
-                save_atomic(self.trainer.export_state(), self.final_path)
-            except OSError as exc:
-                raise CheckpointSaveError(f"could not write {self.final_path}: {exc.strerror or exc}; the "
-                                          f"checkpoints are intact, free some space and rerun") from None
+            save_or_stop(self.trainer.export_state(), self.final_path, checksum=False)
 
 
 class ProgressHook(HookBase):
@@ -196,7 +192,6 @@ class ProgressHook(HookBase):
         t = self.trainer
         t.monitor.scalars(t.step, {k: v for k, v in t.epoch_summary.items() if not k.startswith("val")},
                           "train_epoch")
-
 
 
 class RankSeedHook(HookBase):

@@ -13,6 +13,7 @@ from rs3d.data import ClipNormalizer, SkipTracker, build_loader
 from rs3d.evaluation.evaluator import evaluate
 from rs3d.evaluation.progress import EvalProgress
 from rs3d.evaluation.reports import write_confusion_matrix, write_predictions
+from rs3d.utils.atomic import atomic_write_text
 from rs3d.utils.distributed import DistInfo
 
 logger = logging.getLogger("rs3d")
@@ -37,8 +38,8 @@ def run_test(cfg: CfgNode, model: nn.Module, class_names: list[str], dist: DistI
                           meter.labels, class_names)
         write_confusion_matrix(os.path.join(out, f"confusion_{cfg.TEST.SPLIT}.csv"),
                                meter.confusion_matrix(len(class_names)), class_names)
-        with open(os.path.join(out, f"test_{cfg.TEST.SPLIT}.json"), "w") as f:
-            json.dump({**summary, "views_per_video": views}, f, indent=1)
+        atomic_write_text(os.path.join(out, f"test_{cfg.TEST.SPLIT}.json"),
+                          json.dumps({**summary, "views_per_video": views}, indent=1))
         logger.info("test on %s (%d views/video, %d videos, %d unreadable): top1 %.2f top5 %.2f "
                     "mean class acc %.2f; predictions and confusion matrix in %s", cfg.TEST.SPLIT, views,
                     summary["num_videos"], skips.total_skips, summary["top1"], summary["top5"],
