@@ -149,6 +149,7 @@ NOT_RECIPE = {  # keys that do not change what is trained: data location and for
     "DATA.TRAIN_JITTER_SCALES",  # only used by TRAIN_CROP_MODE jitter
     "DATA.RANDAUGMENT_MAGNITUDE", "DATA.RANDAUGMENT_POLICY",  # only used when RANDAUGMENT_LAYERS > 0
     "DATA.MEAN", "DATA.STD",  # only used by NORMALIZATION mean_std
+    "DATA.AUGMENT_ON_DEVICE",  # where the same augmentation runs (workers or the training device)
     "DATA_LOADER.NUM_WORKERS", "DATA_LOADER.PIN_MEMORY", "DATA_LOADER.PERSISTENT_WORKERS",
     "DATA_LOADER.PREFETCH_FACTOR",
     "TRAIN.BATCH_SIZE", "SOLVER.ACCUMULATION_STEPS",  # per-process batch and accumulation: the global batch sets LR
