@@ -55,6 +55,6 @@ def test_every_measurement_fills_the_table(videos):
     assert len(table) == 2 + len(ROW_ORDER) and all(line.startswith(f"| ({key})") for line, key in
                                                      zip(table[2:], ROW_ORDER))
     checks = report.checks()
-    assert [c[0][:4] for c in checks] == ["(1) ", "(1) ", "(4a)", "(5c)"]
+    assert [c[0][:4] for c in checks] == ["(1) ", "(1) ", "(4a)", "(5c)", "(1d)", "(5d)"]
     assert all(math.isfinite(wall) and math.isfinite(cpu) and verdict in ("PASS", "FAIL", "MIXED")
                for _, wall, cpu, _, verdict in checks)

@@ -81,9 +81,11 @@ def main() -> int:
     print("One process, torch.set_num_threads(1), decord num_threads=1. Clips are 32 frames x stride 2 at 224 "
           "(train) or views of 32 frames at 256 (test rows count views). x (2): speed relative to row (2) by wall "
           "time, and by CPU time of the measuring process (all its threads), which other load on the machine "
-          "barely moves. Rows (1)+(1c)+(2)+(2p)+(3)+(5a)+(5b)+(5c) and (4a)+(4b) take turns clip by clip ((3) in a "
+          "barely moves. Rows (1)+(1c)+(1d)+(2)+(2p)+(3)+(5a)+(5b)+(5c)+(5d) and (4a)+(4b) take turns clip by clip ((3) in a "
           "spawned process). (1) and (5a) read each video's stream facts from the split's metadata file (written "
-          "by check_dataset.py and prepare_dataset.py); (1c) probes every video, as a worker's first visit without it.")
+          "by check_dataset.py and prepare_dataset.py); (1c) probes every video, as a worker's first visit without it. "
+          "(1d) and (5d): the worker's share under DATA.AUGMENT_ON_DEVICE (same draws; flip and RandAugment then run "
+          "batched on the training device), so their ratio to (1) / (5a) is the loader's clips/s gain per worker.")
     print("\nTargets (speed ratios from this run; PASS needs both wall-clock and CPU time to meet the target):")
     for text, wall, cpu, target, verdict in report.checks():
         print(f"- {text}: {wall:.2f} x wall, {cpu:.2f} x CPU (target >= {target:g} x) {verdict}")

@@ -3,6 +3,7 @@
 from rs3d.data.annotations import AnnotationError, VideoRecord, load_class_names
 from rs3d.data.build import (
     ClipNormalizer,
+    TrainInputs,
     build_dataset,
     build_loader,
     load_class_names_for,
@@ -24,6 +25,7 @@ __all__ = [
     "SkipTracker",
     "TestClipDataset",
     "TrainClipDataset",
+    "TrainInputs",
     "VideoDecodeError",
     "VideoInfo",
     "VideoRecord",

@@ -24,6 +24,8 @@ from rs3d.data.annotations import (
     read_kinetics_csv,
     read_slowfast_csv,
 )
+from rs3d.data.batch import ClipBatch
+from rs3d.data.batch_augment import BatchAugment
 from rs3d.data.dataset import TestClipDataset, TrainClipDataset, collate_clips
 from rs3d.data.metadata import load_metadata, metadata_path
 from rs3d.data.samplers import EpochSampler
@@ -125,7 +127,7 @@ def _build_dataset(cfg: CfgNode, split: str, records: list[VideoRecord], multi_v
             tuple(d.TRAIN_JITTER_SCALES), d.FLIP_PROB, d.RANDAUGMENT_LAYERS, d.RANDAUGMENT_MAGNITUDE,
             d.RANDAUGMENT_POLICY)
         return TrainClipDataset(records, clip_spec(cfg), transform, backends(cfg), d.CLIPS_PER_VIDEO,
-                                d.MAX_DECODE_RETRIES, cfg.SEED)
+                                d.MAX_DECODE_RETRIES, cfg.SEED, d.AUGMENT_ON_DEVICE)
     multi_view = split == "test" if multi_view is None else multi_view
     num_clips = cfg.TEST.NUM_ENSEMBLE_VIEWS if multi_view else 1
     num_crops = cfg.TEST.NUM_SPATIAL_CROPS if multi_view else 1
@@ -198,3 +200,23 @@ class ClipNormalizer:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         return x if len(views) == 1 else x.reshape(*views, *x.shape[1:])
+
+
+class TrainInputs:
+    """A training batch -> the model's input on the device: the batch's flip and RandAugment applied there first
+    under DATA.AUGMENT_ON_DEVICE (:class:`BatchAugment`), then normalisation (:class:`ClipNormalizer`)."""
+
+    def __init__(self, normalizer: ClipNormalizer, augment: BatchAugment | None = None):
+        self.normalizer, self.augment = normalizer, augment
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, device: torch.device | str = "cpu", channels_last: bool = False):
+        d = cfg.DATA
+        augment = BatchAugment(d.RANDAUGMENT_POLICY, d.RANDAUGMENT_MAGNITUDE) if d.AUGMENT_ON_DEVICE else None
+        return cls(ClipNormalizer.from_config(cfg, device, channels_last), augment)
+
+    def __call__(self, batch: ClipBatch) -> torch.Tensor:
+        video = batch["video"]
+        if self.augment is not None:
+            video = self.augment(video.to(self.normalizer.device, non_blocking=True), batch["augment"])
+        return self.normalizer(video)

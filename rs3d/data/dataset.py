@@ -113,7 +113,7 @@ class _VideoSource(Dataset):
             self._info_cache[path] = probe_video(path)
         return self._info_cache[path]
 
-    def load(self, path: str) -> torch.Tensor:
+    def load(self, path: str) -> Any:
         """``_load(path)`` (probe, decode, transform) unless the video is excluded, recorded as in flight."""
         if path in self.excluded:
             raise VideoDecodeError(path, self.excluded[path])
@@ -123,7 +123,7 @@ class _VideoSource(Dataset):
         finally:
             self.in_flight.set(None)
 
-    def _load(self, path: str) -> torch.Tensor:
+    def _load(self, path: str) -> Any:
         raise NotImplementedError
 
     def decode(self, path: str, size: tuple[int, int] | None,
@@ -164,15 +164,17 @@ class TrainClipDataset(_VideoSource):
     """Random clip(s) per video with augmentation; ``clips_per_video`` > 1 is repeated augmentation.
 
     Indexed by ``(epoch, index)`` (see :class:`~rs3d.data.samplers.EpochSampler`) or a plain index
-    (epoch 0); the random draws of a sample depend only on (seed, epoch, index).
+    (epoch 0); the random draws of a sample depend only on (seed, epoch, index). With ``augment_on_device``
+    the clips come back cropped but not augmented, as (K, T, crop, crop, 3), with their draws under ``augment``
+    (see :mod:`rs3d.data.batch_augment`); the draws are the same either way.
     """
 
     def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, transform: TrainClipTransform,
                  backends: Sequence[str] = ("decord", "pyav"), clips_per_video: int = 1, max_retries: int = 10,
-                 seed: int = 0):
+                 seed: int = 0, augment_on_device: bool = False):
         super().__init__(records, spec, backends)
         self.transform, self.clips_per_video, self.max_retries = transform, clips_per_video, max_retries
-        self.seed = seed
+        self.seed, self.augment_on_device = seed, augment_on_device
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
         epoch, index = item if isinstance(item, tuple) else (0, item)
@@ -186,15 +188,16 @@ class TrainClipDataset(_VideoSource):
             current = replacement_index(index, attempt, len(self))
             record = self.records[current]
             try:
-                video = self.load(record.path)
-                return {"video": video, "label": record.label, "index": current, "failures": failures}
+                video, augment = self.load(record.path)
+                sample = {"video": video, "label": record.label, "index": current, "failures": failures}
+                return sample if augment is None else {**sample, "augment": augment}
             except VideoDecodeError as exc:
                 failures.append((record.path, exc.reason))
         paths = ", ".join(p for p, _ in failures[:3])
         raise RuntimeError(f"{len(failures)} videos in a row failed to decode (first: {paths}); "
                            "is the dataset readable? run tools/check_dataset.py")
 
-    def _load(self, path: str) -> torch.Tensor:
+    def _load(self, path: str) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
         info = self.info(path)
         boxes = [self.transform.sample_box(info.height, info.width) for _ in range(self.clips_per_video)]
         size = scaled_size(info.height, info.width, decode_scale(boxes, self.transform.crop_size))
@@ -206,8 +209,13 @@ class TrainClipDataset(_VideoSource):
 
         frames, positions = self.decode(path, size, choose)
         scale = (frames.shape[-2] / info.height, frames.shape[-1] / info.width)
-        clips = [self.transform(_take(frames, pos), box, scale) for pos, box in zip(positions, boxes)]
-        return clips[0].unsqueeze(0) if len(clips) == 1 else torch.stack(clips)  # (K, 3, T, crop, crop)
+        if self.augment_on_device:  # (K, T, crop, crop, 3) crops and their draws, for BatchAugment
+            clips = [self.transform.cut(_take(frames, pos), box, scale) for pos, box in zip(positions, boxes)]
+            draws = self.transform.encode([self.transform.draw(len(pos)) for pos in positions])
+        else:  # (K, 3, T, crop, crop) augmented clips
+            clips = [self.transform(_take(frames, pos), box, scale) for pos, box in zip(positions, boxes)]
+            draws = None
+        return (clips[0].unsqueeze(0) if len(clips) == 1 else torch.stack(clips)), draws
 
 
 class TestClipDataset(_VideoSource):
@@ -273,6 +281,8 @@ def collate_clips(samples: list[dict[str, Any]]) -> ClipBatch:
         per_video = videos[0].shape[0]
         batch.update(video=torch.cat(videos), label=labels.repeat_interleave(per_video),
                      index=indices.repeat_interleave(per_video))
+        if "augment" in samples[0]:  # DATA.AUGMENT_ON_DEVICE: the clips' draws, concatenated like the clips
+            batch["augment"] = {key: torch.cat([s["augment"][key] for s in samples]) for key in samples[0]["augment"]}
     return batch
 
 

@@ -23,7 +23,7 @@ from torchvision.transforms.v2 import InterpolationMode, RandAugment
 from torchvision.transforms.v2 import functional as F
 from torchvision.transforms.v2._utils import _get_fill
 
-__all__ = ["FastRandAugment", "adjust_sharpness_uint8"]
+__all__ = ["FastRandAugment", "adjust_sharpness_uint8", "source_pixels"]
 
 _GEOMETRIC = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"})
 _GROUPED_KERNELS = frozenset({"Brightness", "Color", "Contrast", "Sharpness", "AutoContrast", "Equalize"})
@@ -31,15 +31,43 @@ _NEAREST = ("nearest", InterpolationMode.NEAREST, 0)  # 0 is PIL.Image.NEAREST
 _PLAN_CACHE: dict[tuple[int, int, str, float], list[tuple[int, ...]] | np.ndarray] = {}
 _PLAN_CACHE_SIZE = 64
 _RAMP = torch.arange(256, dtype=torch.uint8)
+_TORCHVISION = RandAugment()  # torchvision's kernels, for the ops whose fast kernel does not apply
 _GROUP_ELEMENTS = 640 * 1024  # 4 frames of 3x224x224: ~2.4 MB as float32
 
 
 class FastRandAugment(RandAugment):
-    """``v2.RandAugment`` with identical draws and outputs, several times faster on uint8 video."""
+    """``v2.RandAugment`` with identical draws and outputs, several times faster on uint8 video.
+
+    Besides ``forward``, the draws and their application are available apart (:meth:`draw`, :meth:`apply`), so
+    loader workers can draw and the training device can apply (rs3d.data.batch_augment).
+    """
+
+    _draws: list[tuple[str, float]] | None = None  # set while draw() records instead of applying
+
+    def draw(self, shape: tuple[int, ...]) -> list[tuple[str, float]]:
+        """The (op, signed magnitude) list that ``forward`` would apply to an input of ``shape`` (..., H, W),
+        drawn from torch's global generator by torchvision's own ``forward`` (same calls, same order)."""
+        self._draws = []
+        try:
+            dummy = torch.empty(1, dtype=torch.uint8).expand(1, 3, *shape[-2:])
+            super().forward(tv_tensors.Video(dummy))  # records through _apply_image_or_video_transform
+            return self._draws
+        finally:
+            self._draws = None
+
+    def apply(self, video: torch.Tensor, draws: list[tuple[str, float]]) -> torch.Tensor:
+        """Apply ops from :meth:`draw` in order; with the same draws, the same result as ``forward``."""
+        for transform_id, magnitude in draws:
+            video = self._apply_image_or_video_transform(video, transform_id, magnitude, self.interpolation,
+                                                         self._fill)
+        return video
 
     def _apply_image_or_video_transform(self, image: Any, transform_id: str, magnitude: float,
                                         interpolation: Any, fill: Any) -> Any:
         """Run the fast uint8 kernel for ``transform_id`` where one applies, otherwise torchvision's."""
+        if self._draws is not None:
+            self._draws.append((transform_id, magnitude))
+            return image
         out = None
         if _fast_path_applies(image):
             if transform_id in _GEOMETRIC:
@@ -63,18 +91,22 @@ class FastRandAugment(RandAugment):
         height, width = video.shape[-2:]
         key = (height, width, transform_id, magnitude)
         if key not in _PLAN_CACHE:
-            # torchvision's own kernel moves a ramp of pixel numbers (1-based, 0 = outside) exactly like any image.
-            ramp = torch.arange(1, height * width + 1, dtype=torch.float32).view(1, 1, height, width)
-            moved = super()._apply_image_or_video_transform(ramp, transform_id, magnitude, interpolation,
-                                                            {"others": None})
-            source = moved.view(height, width).to(torch.int64).sub_(1).numpy()
             if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
                 _PLAN_CACHE.pop(next(iter(_PLAN_CACHE)))
-            _PLAN_CACHE[key] = _plan(source)
+            _PLAN_CACHE[key] = _plan(source_pixels(transform_id, magnitude, height, width))
         plan = _PLAN_CACHE[key]
         if isinstance(plan, list):  # block copies: one pass over the clip
             return _remap(video.as_subclass(torch.Tensor).contiguous(), plan, fill_values)
         return _by_frame_groups(video.as_subclass(torch.Tensor).contiguous(), lambda x: _remap(x, plan, fill_values))
+
+
+def source_pixels(transform_id: str, magnitude: float, height: int, width: int) -> np.ndarray:
+    """(H, W) flat source pixel of every output pixel (-1 = outside) of a nearest-neighbour geometric op:
+    torchvision's own kernel moves a ramp of pixel numbers (1-based, 0 = outside) exactly like any image."""
+    ramp = torch.arange(1, height * width + 1, dtype=torch.float32).view(1, 1, height, width)
+    moved = RandAugment._apply_image_or_video_transform(_TORCHVISION, ramp, transform_id, magnitude,
+                                                       InterpolationMode.NEAREST, {"others": None})
+    return moved.view(height, width).to(torch.int64).sub_(1).numpy()
 
 
 def _plan(source: np.ndarray) -> list[tuple[int, ...]] | np.ndarray:

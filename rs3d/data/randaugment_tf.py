@@ -101,18 +101,31 @@ class TFRandAugment:
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         """Augment a (T, 3, H, W) uint8 clip (plain tensor or ``tv_tensors.Video``; the type is kept)."""
-        out, g = video.as_subclass(torch.Tensor), self.generator
+        out = self.apply(video.as_subclass(torch.Tensor), self.draw(video.shape))
+        return tv_tensors.wrap(out, like=video) if isinstance(video, tv_tensors.TVTensor) else out
+
+    def draw(self, shape: tuple[int, ...]) -> list[tuple[str, float, tuple[int, ...] | None]]:
+        """The (op, sign, Cutout box) of every op applied to a clip of ``shape`` (T, 3, H, W); identity choices
+        and ops whose ``prob_to_apply`` coin failed are left out. Apart from :meth:`apply` so that loader
+        workers can draw and the training device apply (rs3d.data.batch_augment)."""
+        g, draws = self.generator, []
         for _ in range(self.num_layers):
             choice = int(torch.randint(len(TF_OPS) + 1, (1,), generator=g))
             if choice == len(TF_OPS):
                 continue  # the 17th choice: identity
             op = TF_OPS[choice]
             sign = -1.0 if op in _SIGNED and float(torch.rand(1, generator=g)) < 0.5 else 1.0
-            box = cutout_box(out.shape, g) if op == "Cutout" else None
+            box = cutout_box(shape, g) if op == "Cutout" else None
             if self.prob_to_apply is not None and float(torch.rand(1, generator=g)) >= self.prob_to_apply:
                 continue
-            out = tf_augment_op(out, op, self.magnitude, sign, self.fill, self.translate_const, box)
-        return tv_tensors.wrap(out, like=video) if isinstance(video, tv_tensors.TVTensor) else out
+            draws.append((op, sign, box))
+        return draws
+
+    def apply(self, video: torch.Tensor, draws: list[tuple[str, float, tuple[int, ...] | None]]) -> torch.Tensor:
+        """Apply the ops from :meth:`draw` to a (T, 3, H, W) uint8 clip, in order."""
+        for op, sign, box in draws:
+            video = tf_augment_op(video, op, self.magnitude, sign, self.fill, self.translate_const, box)
+        return video
 
 
 def tf_augment_op(video: torch.Tensor, op: str, magnitude: float, sign: float = 1.0, fill: int | None = 128,

@@ -19,6 +19,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from rs3d.data.batch_augment import AugmentDraws, encode_draws
 from rs3d.data.randaugment import FastRandAugment
 from rs3d.data.randaugment_tf import TFRandAugment
 
@@ -90,15 +91,10 @@ class TrainClipTransform:
                  randaug_policy: str = "torchvision"):
         if mode not in TRAIN_CROP_MODES:
             raise ValueError(f"train crop mode must be one of {TRAIN_CROP_MODES}, got {mode!r}")
-        self.crop_size, self.mode, self.jitter = crop_size, mode, jitter
+        self.crop_size, self.mode, self.jitter, self.flip_prob = crop_size, mode, jitter, flip_prob
+        self.randaug_layers, self.randaug_policy = randaug_layers, randaug_policy
         self._rrc = v2.RandomResizedCrop(crop_size, scale=area, ratio=aspect)
-        augment: list = []
-        if flip_prob > 0:
-            augment.append(v2.RandomHorizontalFlip(flip_prob))
-        randaugment = build_randaugment(randaug_layers, randaug_magnitude, randaug_policy)
-        if randaugment is not None:
-            augment.append(randaugment)
-        self._augment = v2.Compose(augment) if augment else None
+        self._randaugment = build_randaugment(randaug_layers, randaug_magnitude, randaug_policy)
 
     def sample_box(self, height: int, width: int) -> Box:
         """Draw the crop box of one clip in displayed-frame coordinates."""
@@ -119,10 +115,39 @@ class TrainClipTransform:
         The crop is resized in the decoder's interleaved layout (torch's fast uint8 path) and then made planar
         once: RandAugment's kernels run 2-10x faster on contiguous planes than on interleaved pixels.
         """
-        clip = tv_tensors.Video(planar(cut_clip(frames, box, scale, self.crop_size)))
-        if self._augment is not None:
-            clip = self._augment(clip)
-        return clip.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
+        clip = planar(cut_clip(frames, box, scale, self.crop_size))
+        return self.apply(clip, self.draw(len(frames))).permute(1, 0, 2, 3).contiguous()
+
+    def cut(self, frames: torch.Tensor, box: Box, scale: tuple[float, float]) -> torch.Tensor:
+        """The crop of ``box`` resized to the crop size, unaugmented, as (T, crop, crop, 3) uint8: what workers
+        return under DATA.AUGMENT_ON_DEVICE (the decoder's interleaved layout, so no planar copy here)."""
+        clip = cut_clip(frames, box, scale, self.crop_size)
+        return clip.permute(0, 2, 3, 1).contiguous()
+
+    def draw(self, num_frames: int) -> AugmentDraws:
+        """Every random draw of one clip after its box, in the order the worker path makes them: the flip (as
+        ``v2.RandomHorizontalFlip``), then RandAugment's ops."""
+        flip = self.flip_prob > 0 and bool(torch.rand(1) < self.flip_prob)
+        if self._randaugment is None:
+            return AugmentDraws(flip)
+        shape = (num_frames, 3, self.crop_size, self.crop_size)
+        if isinstance(self._randaugment, TFRandAugment):
+            return AugmentDraws(flip, tuple(self._randaugment.draw(shape)))
+        return AugmentDraws(flip, tuple((op, magnitude, None) for op, magnitude in self._randaugment.draw(shape)))
+
+    def apply(self, clip: torch.Tensor, draws: AugmentDraws) -> torch.Tensor:
+        """Flip and RandAugment a planar (T, 3, crop, crop) uint8 clip as ``draws`` say (CPU kernels)."""
+        if draws.flip:
+            clip = clip.flip(-1)
+        if isinstance(self._randaugment, TFRandAugment):
+            return self._randaugment.apply(clip, list(draws.ops))
+        if self._randaugment is not None:
+            return self._randaugment.apply(clip, [(op, value) for op, value, _ in draws.ops])
+        return clip
+
+    def encode(self, draws: list[AugmentDraws]) -> dict[str, torch.Tensor]:
+        """The draws of a video's clips as batch tensors (see :func:`rs3d.data.batch_augment.encode_draws`)."""
+        return encode_draws(draws, self.randaug_policy, self.randaug_layers)
 
 
 def build_randaugment(layers: int, magnitude: float, policy: str) -> FastRandAugment | TFRandAugment | None:

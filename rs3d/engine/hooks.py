@@ -89,7 +89,7 @@ class PreciseBNHook(HookBase):
 
         def inputs():
             for batch in t.train_loader:
-                yield t.normalizer(batch["video"])
+                yield t.train_inputs(batch)
 
         with torch.no_grad(), autocast(t.device, t.amp_dtype):
             update_bn_stats(t.model, inputs(), self.num_batches)

@@ -24,7 +24,7 @@ from rs3d.checkpoint.manager import CheckpointManager
 from rs3d.checkpoint.rng import rng_state, set_rng_state
 from rs3d.checkpoint.weights import load_weights
 from rs3d.config import ConfigError
-from rs3d.data import ClipNormalizer, SkipTracker, build_loader, load_class_names_for
+from rs3d.data import ClipNormalizer, SkipTracker, TrainInputs, build_loader, load_class_names_for
 from rs3d.data.batch import ClipBatch
 from rs3d.engine.debug_hooks import CrashAtStepHook
 from rs3d.engine.diagnosis import InputBoundHook
@@ -137,6 +137,7 @@ class Trainer(TrainerBase):
         self.amp_dtype = autocast_dtype(cfg.TRAIN.MIXED_PRECISION, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.normalizer = ClipNormalizer.from_config(cfg, self.device, cfg.TRAIN.CHANNELS_LAST)
+        self.train_inputs = TrainInputs.from_config(cfg, self.device, cfg.TRAIN.CHANNELS_LAST)
         self.skips = SkipTracker()
         self.monitor = Monitor(cfg.OUTPUT_DIR, self.dist.is_main)
         self.checkpoints = CheckpointManager(os.path.join(cfg.OUTPUT_DIR, "checkpoints"), cfg.TRAIN.KEEP_CHECKPOINTS)
@@ -298,7 +299,7 @@ class Trainer(TrainerBase):
     def run_step(self, batch: ClipBatch) -> None:
         """Forward and backward one loader batch; an optimizer step at the end of each accumulation group."""
         self.skips.update(batch["failures"])
-        videos, labels = self.normalizer(batch["video"]), batch["label"].to(self.device, non_blocking=True)
+        videos, labels = self.train_inputs(batch), batch["label"].to(self.device, non_blocking=True)
         self.stepped = (self.iter + 1) % self.accumulation == 0
         sync = contextlib.nullcontext() if self.stepped or not self.dist.distributed else self.net.no_sync()
         with sync:

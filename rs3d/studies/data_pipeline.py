@@ -293,6 +293,12 @@ def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int,
             name = "rs3d train: TrainClipDataset.__getitem__" + (", probing each video" if cold else "")
             same_indices = [] if cold else [(Timing(k, text, label), read) for k, text, read in readers[label]]
             streams.append((dataset, cold, Timing(key + ("c" if cold else ""), name, label), same_indices))
+        # DATA.AUGMENT_ON_DEVICE: what is left to a worker (decode, crop/resize, the draws); rows (1d), (5d).
+        dataset = RecordingTrainDataset(_records(paths), setting.spec, train_transform(setting), backends=("decord",),
+                                        seed=seed, augment_on_device=True)
+        dataset.preload_info({p: probe_video(p) for p in paths})
+        name = "rs3d train, DATA.AUGMENT_ON_DEVICE: worker part (decode + crop; flip, RandAugment on the device)"
+        streams.append((dataset, False, Timing("1d" if label == "original" else "5d", name, label), []))
     with single_thread():
         for step, item in enumerate(items):
             for dataset, cold, rs3d, same_indices in streams:
@@ -489,7 +495,7 @@ class PytorchvideoPeer:
 # ------------------------------------------------------------------------------------------------------ report
 
 
-ROW_ORDER = ("1", "1c", "2", "2p", "3", "4a", "4b", "5a", "5b", "5c")
+ROW_ORDER = ("1", "1c", "1d", "2", "2p", "3", "4a", "4b", "5a", "5b", "5c", "5d")
 
 
 @dataclass
@@ -533,7 +539,9 @@ class Report:
         targets = [("(1) rs3d train vs (2) raw decord, same indices", "1", "2", 0.8),
                    ("(1) rs3d train vs (3) pytorchvideo", "1", "3", 2.0),
                    ("(4a) rs3d test vs (4b) per-view decoding", "4a", "4b", 5.0),
-                   ("(5c) rs3d reader on prepared vs (2) raw decord on originals", "5c", "2", 3.0)]
+                   ("(5c) rs3d reader on prepared vs (2) raw decord on originals", "5c", "2", 3.0),
+                   ("(1d) worker with augmentation on the device vs (1) in the worker, originals", "1d", "1", 1.1),
+                   ("(5d) worker with augmentation on the device vs (5a) in the worker, prepared", "5d", "5a", 1.4)]
         out = []
         for text, a, b, target in targets:
             if a in self.timings and b in self.timings:

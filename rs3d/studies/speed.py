@@ -47,18 +47,18 @@ def real_batches(config_path: str, opts: list[str], frames: int, crop: int, batc
     """Picklable source of real training batches for timing processes: the config's training loader (decode,
     augmentation, workers as configured) at this clip size, normalised on ``device``, cycling over epochs."""
     from rs3d.config import load_config
-    from rs3d.data import ClipNormalizer, build_loader
+    from rs3d.data import TrainInputs, build_loader
 
     sized = [*opts, "DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(crop),
              "TRAIN.BATCH_SIZE", str(batch_size)]
     cfg = load_config(config_path, sized)
     loader = build_loader(cfg, "train")
-    normalizer = ClipNormalizer.from_config(cfg, device)
+    inputs = TrainInputs.from_config(cfg, device)
     epoch = 0
     while True:
         loader.sampler.set_epoch(epoch)
         for batch in loader:
-            yield normalizer(batch["video"]), batch["label"].to(device, non_blocking=True)
+            yield inputs(batch), batch["label"].to(device, non_blocking=True)
         epoch += 1
 
 

@@ -1,0 +1,130 @@
+"""Flip and RandAugment of a whole training batch on the training device (``DATA.AUGMENT_ON_DEVICE``).
+
+Loader workers make every random draw of a clip exactly as the worker-side path does
+(:meth:`~rs3d.data.transforms.TrainClipTransform.draw`: the same RNG calls in the same order, so the per-sample
+seeding and exact resume hold unchanged) but only crop and resize. The draws travel with the batch as tensors
+(:func:`encode_draws`) and :class:`BatchAugment` applies them on the device: clips that share an op and argument
+form one group and the op runs once on the group's (n x T, 3, H, W) frames.
+
+Exactness: on the CPU the result equals the worker path bit for bit (tests/test_batch_augment.py). On a GPU, flips,
+every geometric op (a precomputed gather), Cutout, Invert, Posterize, Solarize, SolarizeAdd and Equalize are exact
+(integer work or copies); the float colour ops (Brightness, Color, Contrast, Sharpness, AutoContrast) may differ
+by one level on a few pixels where a CUDA kernel contracts a multiply-add into an FMA or sums a mean in another
+order (checked against the CPU in tests/test_gpu.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torchvision.transforms.v2 import RandAugment
+
+from rs3d.data.randaugment import _fill_values, source_pixels
+from rs3d.data.randaugment_tf import TF_OPS
+
+__all__ = ["AugmentDraws", "BatchAugment", "encode_draws", "policy_ops"]
+
+_TV_OPS = tuple(RandAugment._AUGMENTATION_SPACE)
+_TV_GEOMETRIC = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"})
+_PLAN_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class AugmentDraws:
+    """The random draws of one training clip.
+
+    Args:
+        flip: flip horizontally (before RandAugment).
+        ops: RandAugment ops in order, each ``(op, value, box)``: for policy "torchvision" value is the signed
+            magnitude; for "tf" / "tf_reflect" it is the sign of Rotate/Shear/Translate and ``box`` the Cutout box
+            (t0, t1, y0, y1, x0, x1).
+    """
+
+    flip: bool
+    ops: tuple[tuple[str, float, tuple[int, ...] | None], ...] = field(default=())
+
+
+def policy_ops(policy: str) -> tuple[str, ...]:
+    """The op names of a RandAugment policy, in the order their indices are encoded."""
+    return _TV_OPS if policy == "torchvision" else TF_OPS
+
+
+def encode_draws(draws: Sequence[AugmentDraws], policy: str, layers: int) -> dict[str, torch.Tensor]:
+    """Draws of K clips as tensors that collate by concatenation: ``flip`` (K,) bool, ``op`` (K, L) int64 index
+    into :func:`policy_ops` (-1: no op), ``value`` (K, L) float64, ``box`` (K, L, 6) int64."""
+    names = {name: i for i, name in enumerate(policy_ops(policy))}
+    width = max([layers, *(len(d.ops) for d in draws)])
+    op = torch.full((len(draws), width), -1, dtype=torch.int64)
+    value = torch.zeros(len(draws), width, dtype=torch.float64)
+    box = torch.zeros(len(draws), width, 6, dtype=torch.int64)
+    for k, clip in enumerate(draws):
+        for layer, (name, v, b) in enumerate(clip.ops):
+            op[k, layer], value[k, layer] = names[name], v
+            if b is not None:
+                box[k, layer] = torch.tensor(b)
+    return {"flip": torch.tensor([d.flip for d in draws], dtype=torch.bool), "op": op, "value": value, "box": box}
+
+
+class BatchAugment:
+    """Apply encoded draws to a batch of cropped uint8 clips on its device; see the module docstring.
+
+    Args:
+        policy: ``"tf"``, ``"tf_reflect"`` or ``"torchvision"`` (DATA.RANDAUGMENT_POLICY), as the workers drew.
+        magnitude: DATA.RANDAUGMENT_MAGNITUDE (the TF ops take it from here; torchvision's draws carry it).
+        translate_const: TF's translation in pixels at magnitude 10.
+    """
+
+    def __init__(self, policy: str = "tf", magnitude: float = 10.0, translate_const: float = 100.0):
+        self.policy, self.magnitude, self.translate_const = policy, float(magnitude), translate_const
+        self.fill = None if policy == "tf_reflect" else 128
+        self._ops = policy_ops(policy)
+        self._torchvision = RandAugment()  # default nearest interpolation and fill 0, as the worker path's
+        self._plans: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, video: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(N, T, H, W, 3) uint8 clips (the loader's layout in this mode) and their encoded draws ->
+        augmented (N, 3, T, H, W) uint8 on the device of ``video``, the worker path's layout."""
+        x = video.permute(0, 1, 4, 2, 3).contiguous()  # (N, T, 3, H, W): planes, as the kernels want them
+        flips = torch.nonzero(draws["flip"].cpu()).view(-1)  # host-side draws: no device synchronisation
+        if len(flips):
+            index = flips.to(x.device, non_blocking=True)
+            x.index_copy_(0, index, x.index_select(0, index).flip(-1))
+        ops, values, boxes = draws["op"].cpu(), draws["value"].cpu(), draws["box"]
+        for layer in range(ops.shape[1]):
+            groups: dict[tuple[int, float], list[int]] = {}
+            for k, (op, value) in enumerate(zip(ops[:, layer].tolist(), values[:, layer].tolist())):
+                if op >= 0:
+                    groups.setdefault((op, value), []).append(k)
+            for (op, value), members in groups.items():
+                index = torch.tensor(members, device=x.device)
+                group = x.index_select(0, index)
+                box = boxes[members, layer].to(x.device) if self._ops[op] == "Cutout" else None
+                x.index_copy_(0, index, self._apply(group, self._ops[op], value, box))
+        return x.transpose(1, 2).contiguous()
+
+    def _apply(self, clips: torch.Tensor, op: str, value: float, box: torch.Tensor | None) -> torch.Tensor:
+        """One op with one argument on (n, T, 3, H, W) clips."""
+        if self.policy != "torchvision":
+            from rs3d.data.randaugment_tf_torch import tf_batch_op
+            return tf_batch_op(clips, op, self.magnitude, value, self.fill, self.translate_const, box)
+        if op in _TV_GEOMETRIC:
+            return self._gather(clips, op, value)
+        frames = clips.reshape(-1, *clips.shape[-3:])  # torchvision's ops treat every frame as an image
+        out = RandAugment._apply_image_or_video_transform(self._torchvision, frames, op, value,
+                                                           self._torchvision.interpolation, self._torchvision._fill)
+        return out.reshape(clips.shape)
+
+    def _gather(self, clips: torch.Tensor, op: str, magnitude: float) -> torch.Tensor:
+        """torchvision's nearest-neighbour geometric op as one gather (exact on every device)."""
+        height, width = clips.shape[-2:]
+        key = (op, magnitude, height, width, clips.device)
+        if key not in self._plans:
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.pop(next(iter(self._plans)))
+            source = torch.from_numpy(source_pixels(op, magnitude, height, width)).view(-1)
+            self._plans[key] = torch.where(source < 0, height * width, source).to(clips.device)
+        fill = torch.from_numpy(_fill_values(None, 3)).to(clips.device)  # torchvision's fill (0), as it rounds it
+        planes = clips.reshape(-1, 3, height * width)
+        padded = torch.cat([planes, fill.view(1, -1, 1).expand(len(planes), 3, 1)], dim=2)
+        return padded.index_select(2, self._plans[key]).view(clips.shape)
