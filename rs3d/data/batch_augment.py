@@ -22,6 +22,7 @@ from torchvision.transforms.v2 import RandAugment
 
 from rs3d.data.randaugment import _fill_values, source_pixels
 from rs3d.data.randaugment_tf import TF_OPS
+from rs3d.data.randaugment_tf_torch import tf_batch_op
 
 __all__ = ["AugmentDraws", "BatchAugment", "encode_draws", "policy_ops"]
 
@@ -106,7 +107,6 @@ class BatchAugment:
     def _apply(self, clips: torch.Tensor, op: str, value: float, box: torch.Tensor | None) -> torch.Tensor:
         """One op with one argument on (n, T, 3, H, W) clips."""
         if self.policy != "torchvision":
-            from rs3d.data.randaugment_tf_torch import tf_batch_op
             return tf_batch_op(clips, op, self.magnitude, value, self.fill, self.translate_const, box)
         if op in _TV_GEOMETRIC:
             return self._gather(clips, op, value)
