@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from rs3d.studies.data_pipeline import (
+    BenchSetting,
     PytorchvideoPeer,
     Report,
     ensure_videos,
@@ -45,6 +46,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clips", type=int, default=40, help="timed clips per train measurement")
     parser.add_argument("--test-videos", type=int, default=4, help="timed videos (x 30 views) per test measurement")
     parser.add_argument("--warmup", type=int, default=3, help="untimed clips before each train measurement")
+    parser.add_argument("--randaug-layers", type=int, default=2, help="RandAugment ops per clip (0: flip only)")
+    parser.add_argument("--randaug-magnitude", type=float, default=10, help="RandAugment magnitude")
+    parser.add_argument("--randaug-policy", default="torchvision", choices=("tf", "tf_reflect", "torchvision"),
+                        help="RandAugment definition of the rs3d rows (pytorchvideo's row runs torchvision's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the video order, crops, starts and augmentation")
     return parser.parse_args()
 
@@ -62,21 +67,25 @@ def main() -> int:
     width, height = (int(v) for v in args.size.lower().split("x"))
     originals, prepared = ensure_videos(args.data_dir, args.generate, height=height, width=width, log=log)
 
+    setting = BenchSetting(randaug_layers=args.randaug_layers, randaug_magnitude=args.randaug_magnitude,
+                           randaug_policy=args.randaug_policy)
     report = Report()
     log(f"train pipelines: {len(originals)} videos, {args.clips} clips each ...")
-    pytorchvideo = PytorchvideoPeer(originals, seed=args.seed)  # a spawned process, stepped clip by clip
+    pytorchvideo = PytorchvideoPeer(originals, seed=args.seed, setting=setting)  # a spawned process, stepped clip by clip
     try:
         report.add(*measure_train(originals, prepared, args.clips, seed=args.seed, warmup=args.warmup,
-                                  pytorchvideo=pytorchvideo))
+                                  setting=setting, pytorchvideo=pytorchvideo))
     finally:
         pytorchvideo.close()
     log(f"test pipelines: {args.test_videos} videos ...")
-    report.add(*measure_test(originals, min(args.test_videos, len(originals))))
+    report.add(*measure_test(originals, min(args.test_videos, len(originals)), setting=setting))
 
     keyframes = [statistics.mean(keyframe_count(p) for p in paths) for paths in (originals, prepared)]
     sizes = [statistics.mean(Path(p).stat().st_size for p in paths) / 2**10 for paths in (originals, prepared)]
     print(report.table())
-    print(f"\nvideos: {len(originals)} in {args.data_dir}; keyframes per video {keyframes[0]:.1f} original, "
+    print(f"\naugmentation: random-resized crop, flip 0.5, RandAugment {args.randaug_policy} x{args.randaug_layers} "
+          f"at magnitude {args.randaug_magnitude:g}.")
+    print(f"videos: {len(originals)} in {args.data_dir}; keyframes per video {keyframes[0]:.1f} original, "
           f"{keyframes[1]:.1f} prepared; mean size {sizes[0]:.0f} KiB original, {sizes[1]:.0f} KiB prepared.")
     print("One process, torch.set_num_threads(1), decord num_threads=1. Clips are 32 frames x stride 2 at 224 "
           "(train) or views of 32 frames at 256 (test rows count views). x (2): speed relative to row (2) by wall "

@@ -56,7 +56,8 @@ class BenchSetting:
     test_clips: int = 10
     test_crops: int = 3
     randaug_layers: int = 2
-    randaug_magnitude: int = 10
+    randaug_magnitude: float = 10
+    randaug_policy: str = "torchvision"  # rs3d rows; pytorchvideo's row always runs torchvision's RandAugment
 
     @property
     def spec(self) -> ClipSpec:
@@ -224,7 +225,8 @@ class RecordingTrainDataset(TrainClipDataset):
 def train_transform(setting: BenchSetting) -> TrainClipTransform:
     """The benchmarked rs3d train augmentation: random-resized crop, flip 0.5, RandAugment."""
     return TrainClipTransform(setting.train_crop, mode="rrc", area=(0.08, 1.0), aspect=(0.5, 2.0), flip_prob=0.5,
-                              randaug_layers=setting.randaug_layers, randaug_magnitude=setting.randaug_magnitude)
+                              randaug_layers=setting.randaug_layers, randaug_magnitude=setting.randaug_magnitude,
+                              randaug_policy=setting.randaug_policy)
 
 
 def raw_decord_clip(path: str, indices: Sequence[int]) -> np.ndarray:
@@ -395,7 +397,7 @@ def _pytorchvideo_transform(setting: BenchSetting) -> Callable[[dict], dict]:
     augment = v2.Compose([v2.RandomResizedCrop(setting.train_crop, scale=(0.08, 1.0), ratio=(0.5, 2.0),
                                                antialias=True),
                           v2.RandomHorizontalFlip(0.5),
-                          v2.RandAugment(setting.randaug_layers, setting.randaug_magnitude)])
+                          v2.RandAugment(setting.randaug_layers, int(setting.randaug_magnitude))])
 
     def transform(sample: dict) -> dict:
         video = sample["video"]  # (C, T, H, W) float32 in [0, 255], every frame of the clip's time window
