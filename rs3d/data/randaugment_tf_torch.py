@@ -13,11 +13,14 @@ Stats and tables are batched: AutoContrast's range and Equalize's histogram per 
 Contrast's mean per (clip, frame, channel) with TF's halving folds; the tables are applied as one gather. Geometric
 ops are one gather through the nearest-neighbour plan of ``randaugment_tf._source_pixels``, cached per device.
 
-On a GPU: flips, the geometric gathers, Cutout, Invert, Posterize, Solarize, SolarizeAdd and Equalize are integer
-work or copies, exact on every device. Brightness, Color, Contrast, Sharpness and AutoContrast use float32 (and
-Sharpness's replay float64) arithmetic: separate elementwise kernels round once per op on CUDA too, but a compiler
-may contract a multiply-add into an FMA inside one kernel, and a build with fast division would round differently,
-so there they are only guaranteed to within one intensity level (tests: ``FLOAT_TOLERANCE``).
+On a GPU: the geometric gathers, Cutout, Invert, Posterize, Solarize, SolarizeAdd and Equalize (like
+batch_augment's flips) are integer work or copies, exact on every device. Brightness, Color, Contrast, Sharpness and
+AutoContrast use float32 (Sharpness's replay float64) arithmetic. Nothing here is a convolution, matmul or float
+reduction (Contrast sums by explicit folds, Sharpness by shifted slices), so TF32 and reduction order cannot matter,
+and separate elementwise kernels round once per op on CUDA too; yet a compiler may contract a multiply-add into an
+FMA inside one kernel and a fast-math build would divide differently, so on a GPU these are only promised to within
+one intensity level (tests/test_randaugment_tf_torch.py: ``FLOAT_TOLERANCE``). Temporaries (int32 table indices,
+Equalize's int64 histogram indices, Sharpness's float64 pixels) grow with N: the caller passes one op's group.
 """
 from __future__ import annotations
 
@@ -85,10 +88,11 @@ def tf_batch_op(videos: torch.Tensor, op: str, magnitude: float, sign: float = 1
     if op in ("AutoContrast", "Equalize", "Contrast"):
         tables = {"AutoContrast": _autocontrast_tables, "Equalize": _equalize_tables}.get(op, _contrast_tables)
         return _apply_tables(videos, tables(videos, argument))
+    if argument == 1.0:  # Brightness, Color and Sharpness at factor 1 (magnitude 5) change nothing
+        return videos.clone()
     if op == "Brightness":
-        return videos.clone() if argument == 1.0 else _blend(torch.zeros(1, device=videos.device),
-                                                             videos.float(), argument)
-    return videos.clone() if argument == 1.0 else {"Color": _color, "Sharpness": _sharpness}[op](videos, argument)
+        return _blend(torch.zeros(1, device=videos.device), videos.float(), argument)
+    return _color(videos, argument) if op == "Color" else _sharpness(videos, argument)
 
 
 def _cutout(videos: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
