@@ -119,7 +119,8 @@ def test_torchrun_restarts_a_crashed_worker_and_ends_with_the_same_weights(toy_d
 
 
 def _signalled_rank_worker(rank, toy_dir, out, port):
-    """Two gloo ranks; only rank 1 receives SIGUSR1 (after its 2nd step). Both must stop at the same step."""
+    """Two gloo ranks; only rank 1 receives SIGUSR1 (after its 2nd step). Both must stop at the same step: the 3rd,
+    since the flags reduced after step 2 are read after step 3 (no step waits for the reduction)."""
     from rs3d.engine import HookBase, Trainer
     from rs3d.engine.preemption import PreemptedError
     from rs3d.utils.distributed import DistInfo
@@ -158,7 +159,7 @@ def test_ddp_ranks_agree_to_stop_when_only_one_is_signalled(toy_dir, tmp_path):
         port = s.getsockname()[1]
     mp.spawn(_signalled_rank_worker, args=(toy_dir, str(tmp_path), port), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    assert r0["step"] == r1["step"] == 2, (r0, r1)
+    assert r0["step"] == r1["step"] == 3, (r0, r1)
     assert "another rank received a stop signal" in r0["outcome"] and "SIGUSR1" in r1["outcome"]
     written = [n for n in os.listdir(tmp_path / "checkpoints") if n.endswith(".pyth")]
     assert written and all("_iter_" in n for n in written), written  # a mid-epoch checkpoint at the stop

@@ -1,7 +1,9 @@
 """Stopping cleanly when a cluster takes the machine away: on SIGTERM or SIGUSR1 the run finishes the current
 optimizer step, writes a mid-epoch checkpoint and exits with :data:`PREEMPTED_EXIT_CODE`, which a scheduler can
-requeue on; the next run resumes from that checkpoint exactly. Under DDP every rank agrees, through an all-reduce
-of the stop flag after each step, to stop at the same step.
+requeue on; the next run resumes from that checkpoint exactly. Under DDP every rank agrees to stop at the same step
+through an all-reduce of the stop flag, launched after each optimizer step and read one step later: the host then
+waits only for the GPU to finish the previous step while the current one is already queued, so checking never
+leaves the GPU idle (a per-step ``.item()`` on the fresh result would), at the price of stopping one step later.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class PreemptionHook(HookBase):
     def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS):
         self.signals, self.received = signals, None
         self._previous: dict[int, object] = {}
+        self._pending: tuple[torch.Tensor, object, object] | None = None  # (flag on the host, CUDA event, work)
 
     def before_train(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -47,6 +50,8 @@ class PreemptionHook(HookBase):
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def after_train(self) -> None:
+        if self._pending is not None:
+            self._read_pending()  # never leave a collective unwaited
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
@@ -68,10 +73,38 @@ class PreemptionHook(HookBase):
                              f"same command again to continue")
 
     def _agreed_stop(self) -> bool:
-        """Whether any rank received a stop signal (every rank gets the same answer at the same step)."""
-        local = self.received is not None
+        """Whether any rank received a stop signal; under DDP the answer reduced after the previous optimizer step,
+        which every rank reads at the same step."""
         if not self.trainer.dist.distributed:
-            return local
-        flag = torch.tensor([float(local)], device=self.trainer.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
+            return self.received is not None
+        stop = self._read_pending()
+        if not stop:
+            self._launch()
+        return stop
+
+    def _launch(self) -> None:
+        """Start the all-reduce (MAX) of this rank's flag; on CUDA queue its copy to pinned memory behind it."""
+        device = self.trainer.device
+        flag = torch.tensor([float(self.received is not None)], device=device)
+        work = torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, async_op=True)
+        if device.type != "cuda":
+            self._pending = (flag, None, work)
+            return
+        work.wait()  # orders the current stream after the collective; the host does not wait
+        host = torch.empty(1, pin_memory=True)
+        host.copy_(flag, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._pending = (host, event, None)
+
+    def _read_pending(self) -> bool:
+        """The reduced flag of the last launch (False if none), waiting for it where it is not there yet."""
+        if self._pending is None:
+            return False
+        flag, event, work = self._pending
+        self._pending = None
+        if event is not None:
+            event.synchronize()
+        if work is not None:
+            work.wait()
+        return bool(flag[0] > 0)
