@@ -163,3 +163,28 @@ def test_ddp_ranks_agree_to_stop_when_only_one_is_signalled(toy_dir, tmp_path):
     assert "another rank received a stop signal" in r0["outcome"] and "SIGUSR1" in r1["outcome"]
     written = [n for n in os.listdir(tmp_path / "checkpoints") if n.endswith(".pyth")]
     assert written and all("_iter_" in n for n in written), written  # a mid-epoch checkpoint at the stop
+
+
+def test_stop_flag_is_read_one_step_after_its_reduction():
+    """Under DDP the hook launches the reduction after a step and reads it after the next (gloo, one rank)."""
+    import socket
+    from types import SimpleNamespace
+
+    from rs3d.engine.preemption import PreemptionHook
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        hook = PreemptionHook()
+        hook.trainer = SimpleNamespace(device=torch.device("cpu"), dist=SimpleNamespace(distributed=True))
+        assert hook._agreed_stop() is False and hook._pending is not None
+        hook.received = "SIGTERM"
+        assert hook._agreed_stop() is False  # the reduction launched before the signal
+        assert hook._agreed_stop() is True and hook._pending is None  # nothing left in flight after a stop
+        hook._launch()
+        hook.after_train()  # waits for the last reduction
+        assert hook._pending is None
+    finally:
+        torch.distributed.destroy_process_group()
