@@ -26,6 +26,7 @@ from rs3d.checkpoint.weights import load_weights
 from rs3d.config import ConfigError
 from rs3d.data import ClipNormalizer, SkipTracker, TrainInputs, build_loader, load_class_names_for
 from rs3d.data.batch import ClipBatch
+from rs3d.engine.compile import compile_training_net
 from rs3d.engine.debug_hooks import CrashAtStepHook
 from rs3d.engine.diagnosis import InputBoundHook
 from rs3d.engine.ema import ModelEma
@@ -153,7 +154,11 @@ class Trainer(TrainerBase):
         if cfg.TRAIN.CHECKPOINT_FILE:
             load_weights(model, cfg.TRAIN.CHECKPOINT_FILE)
         if cfg.TRAIN.SYNC_BN and self.dist.distributed:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            if self.device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:  # torch's SyncBatchNorm raises on CPU tensors
+                logger.warning("TRAIN.SYNC_BN needs CUDA; on %s every process keeps its own BN statistics",
+                               self.device.type)
         if cfg.TRAIN.CHANNELS_LAST:
             model = model.to(memory_format=torch.channels_last_3d)
         return model
@@ -208,7 +213,7 @@ class Trainer(TrainerBase):
         net: nn.Module = self.model
         if self.dist.distributed:
             net = DistributedDataParallel(net, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None)
-        self.net = torch.compile(net) if cfg.TRAIN.COMPILE else net
+        self.net = compile_training_net(net, self.model) if cfg.TRAIN.COMPILE else net
         self.register_hooks(self.build_hooks(cfg))
         self.loader_guard = LoaderGuard(self.train_loader, os.path.join(cfg.OUTPUT_DIR, "crashed_videos.txt"))
         if cfg.TRAIN.AUTO_RESUME:
