@@ -11,7 +11,6 @@ Anything else in a file (a class, a function) is refused with a one-line :class:
 """
 from __future__ import annotations
 
-import os
 import pickle
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from rs3d.checkpoint.io import CheckpointError, load_checkpoint
+from rs3d.utils import paths
 
 #: (module, name) pairs a Caffe2 ``.pkl`` may reference: NumPy arrays, dtypes and scalars (NumPy 1 and 2 names).
 _NUMPY_GLOBALS = {
@@ -46,7 +46,7 @@ PYSLOWFAST_SAFE_GLOBALS = _numpy_safe_globals()
 
 def load_weights_file(path: str) -> dict:
     """Read any supported checkpoint file into a dict (its state dict is found by ``exported_state``)."""
-    if not os.path.isfile(path):
+    if not paths.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.endswith(".pkl"):
         return {"model_state": caffe2_blobs(path)}
@@ -64,7 +64,7 @@ def caffe2_blobs(path: str) -> dict[str, torch.Tensor]:
     """The weights of a PySlowFast Caffe2 ``.pkl`` (``{"blobs": {name: ndarray}}``) as tensors, Caffe2 names kept,
     optimiser blobs (``*_momentum``) and non-array entries dropped. Loaded with a restricted unpickler."""
     try:
-        with open(path, "rb") as f:
+        with paths.open_file(path, "rb") as f:
             data = _Caffe2Unpickler(f, encoding="latin1").load()
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path}: refused: {exc}") from None

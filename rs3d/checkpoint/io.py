@@ -1,5 +1,12 @@
 """Checkpoint files: atomic writes with a checksum beside them, verification, and safe (weights-only) loading
-with one-line errors that name the file."""
+with one-line errors that name the file.
+
+Files may live on any iopath handler (``rs3d.utils.paths``). On local disk a checkpoint appears whole in one
+rename and its ``.sha256`` is written after it. Elsewhere the file is serialised in memory, uploaded in one
+``copy_from_local`` (``rs3d.utils.atomic``: an object store publishes it only when complete, a handler that
+copies into a shared file system may show it growing), and its ``.sha256`` is uploaded only afterwards: a
+checkpoint without its marker, or one whose bytes do not match it, is never resumed from.
+"""
 from __future__ import annotations
 
 import errno
@@ -12,6 +19,7 @@ from typing import Any
 
 import torch
 
+from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_open, atomic_write_text
 from rs3d.utils.errors import RunStoppedError, UserInputError
 
@@ -28,7 +36,8 @@ class CheckpointSaveError(RunStoppedError, OSError):
 
 
 def save_atomic(obj: Any, path: str, checksum: bool = False) -> None:
-    """``torch.save`` through a temporary file that is fsynced and renamed: a crash never leaves half a file.
+    """``torch.save`` through a temporary file that is fsynced and renamed (uploaded whole off local disk): a crash
+    never leaves half a file.
 
     The object is serialised in memory first, so a failing write surfaces as a plain ``OSError`` (torch's zip
     writer reports it as an unrelated RuntimeError). With ``checksum``, ``<path>.sha256`` is written after the
@@ -52,13 +61,13 @@ def save_or_stop(obj: Any, path: str, checksum: bool = True) -> None:
     except OSError as exc:
         hint = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the folder"
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise CheckpointSaveError(f"could not write a checkpoint into {os.path.dirname(os.path.abspath(path))}: "
+        raise CheckpointSaveError(f"could not write a checkpoint into {paths.parent(path)}: "
                                   f"{reason}; earlier checkpoints are intact, {hint} and rerun to resume") from None
 
 
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with paths.open_file(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -67,11 +76,10 @@ def file_sha256(path: str) -> str:
 def verify_checkpoint(path: str) -> str | None:
     """None when ``path`` matches its ``.sha256`` (or has none: older files are checked by loading); else why not."""
     marker = path + CHECKSUM_SUFFIX
-    if not os.path.isfile(marker):
+    if not paths.isfile(marker):
         return None
     try:
-        with open(marker) as f:
-            expected = f.read().split()[0]
+        expected = paths.read_text(marker).split()[0]
     except (OSError, IndexError):
         return f"unreadable {os.path.basename(marker)}"
     return None if file_sha256(path) == expected else "checksum mismatch (truncated or damaged)"
@@ -84,11 +92,11 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu", allowed
     ``allowed_globals`` are extra types the file may hold (``torch.serialization.safe_globals``), described by
     ``allowed_text`` in the refusal message (e.g. "NumPy scalars" for PySlowFast files).
     """
-    if not os.path.isfile(path):
+    if not paths.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        with torch.serialization.safe_globals(list(allowed_globals)):
-            return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(allowed_globals)), paths.open_seekable(path) as f:
+            return torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         allowed = f"tensors, plain containers and {allowed_text}" if allowed_text else "tensors and plain containers"

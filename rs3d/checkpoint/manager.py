@@ -8,7 +8,6 @@ catches later damage.
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ from rs3d.checkpoint.io import (
     save_or_stop,
     verify_checkpoint,
 )
+from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_copy
 
 logger = logging.getLogger("rs3d")
@@ -54,8 +54,10 @@ class CheckpointManager:
 
     def all(self) -> list[str]:
         """Checkpoint files, oldest first (temporary files and ``.sha256`` markers never match)."""
-        found = [(pos, p) for p in glob.glob(os.path.join(self.folder, "checkpoint_epoch_*.pyth"))
-                 if (pos := checkpoint_position(p))]
+        if not paths.isdir(self.folder):
+            return []
+        found = [(pos, os.path.join(self.folder, name)) for name in paths.ls(self.folder)
+                 if name.startswith("checkpoint_epoch_") and (pos := checkpoint_position(name))]
         return [p for _, p in sorted(found)]
 
     def latest(self) -> str | None:
@@ -97,15 +99,15 @@ class CheckpointManager:
         files = self.all()
         for old in files[: max(0, len(files) - self.keep_last)]:
             for name in (old, old + CHECKSUM_SUFFIX):
-                if os.path.exists(name):
-                    os.remove(name)
+                if paths.exists(name):
+                    paths.remove(name)
         return path
 
     def _set_aside_if_damaged(self, path: str) -> None:
         """A damaged file at the name about to be written (the run resumed from before it) is renamed to
         ``<name>.damaged`` rather than overwritten, so it can still be inspected."""
-        if os.path.exists(path) and _check(path)[1] is None:
-            os.replace(path, path + ".damaged")
+        if paths.exists(path) and _check(path)[1] is None:
+            paths.move(path, path + ".damaged")
             logger.warning("kept the damaged %s as %s.damaged", path, os.path.basename(path))
 
 

@@ -4,7 +4,6 @@ of a traceback."""
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -12,6 +11,7 @@ from collections.abc import Callable, Sequence
 from fvcore.common.config import CfgNode
 
 from rs3d.config import load_config
+from rs3d.utils import paths
 from rs3d.utils.errors import RunStoppedError, UserInputError
 
 
@@ -54,7 +54,7 @@ def split_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
     arguments (paths) come before the overrides."""
     items = list(items)
     for i, item in enumerate(items):
-        if _CONFIG_KEY.match(item) and not os.path.exists(item):
+        if _CONFIG_KEY.match(item) and not paths.exists(item):
             return items[:i], items[i:]
     return items, []
 
@@ -64,3 +64,26 @@ def parse_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = N
     """Parse the command line and load ``--cfg`` with the trailing overrides."""
     args = parser.parse_args(argv)
     return args, load_config(args.cfg, args.opts)
+
+
+def add_data_tool_arguments(parser: argparse.ArgumentParser, positional: str, help_text: str) -> None:
+    """The data tools' style: positional folders then trailing ``KEY VALUE`` overrides (``items``), and ``--cfg``
+    from which they take what training reads (clip length, data folder, annotation formats)."""
+    parser.add_argument("items", nargs="*", metavar=f"{positional} [KEY VALUE ...]",
+                        help=f"{help_text}, then config overrides as KEY VALUE pairs (with --cfg)")
+    parser.add_argument("--cfg", metavar="FILE", help="take the clip length (DATA.NUM_FRAMES, DATA.SAMPLING_RATE), the "
+                        "data folder, DATA.PATH_PREFIX and the Kinetics / CSV / class-folder formats from this config, "
+                        "as training reads them")
+
+
+def parse_data_tool(parser: argparse.ArgumentParser, argv: Sequence[str] | None, most: int
+                    ) -> tuple[argparse.Namespace, list[str], CfgNode]:
+    """Parse a data tool's command line: (arguments, at most ``most`` positional folders, config). Without
+    ``--cfg`` the config holds the defaults and overrides are refused."""
+    args = parser.parse_args(argv)
+    positional, overrides = split_overrides(args.items)
+    if len(positional) > most:
+        parser.error(f"at most {most} folder{'s' if most > 1 else ''} expected, got {' '.join(positional)}")
+    if overrides and not args.cfg:
+        parser.error("KEY VALUE overrides need --cfg")
+    return args, positional, load_config(args.cfg, overrides)

@@ -4,8 +4,8 @@
     python tools/check_dataset.py data/kinetics400 --split val --drop-short --out /tmp/val.clean.csv
     rs3d-check-data --cfg configs/kinetics400/rs3d_50.yaml --split train DATA.PATH_TO_DATA_DIR data/kinetics400
 
-With --cfg the clip length, the data folder and the Kinetics path format come from the config (and its trailing
-KEY VALUE overrides), exactly as training will read them.
+With --cfg the clip length, the data folder, DATA.PATH_PREFIX and the Kinetics path format come from the config
+(and its trailing KEY VALUE overrides), exactly as training will read them.
 
 Reads DATA_DIR/<split>.csv (PySlowFast "path label" or official Kinetics), or a folder of class folders split
 as training splits it (DATA.FOLDER_VAL_FRACTION held out when there is no val/ folder). The cleaned CSV (default
@@ -22,7 +22,6 @@ import sys
 from collections.abc import Sequence
 
 from rs3d.commands import base as cli
-from rs3d.config import load_config
 from rs3d.data.annotations import AnnotationError
 from rs3d.data.metadata import metadata_path, save_metadata
 from rs3d.data.prep.checks import (
@@ -30,18 +29,16 @@ from rs3d.data.prep.checks import (
     format_report,
     progress_printer,
     read_split,
+    split_options,
     write_csv_subset,
 )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("items", nargs="*", metavar="DATA_DIR [KEY VALUE ...]",
-                        help="dataset folder holding <split>.csv (default with --cfg: DATA.PATH_TO_DATA_DIR), then "
-                             "config overrides as KEY VALUE pairs")
-    parser.add_argument("--cfg", metavar="FILE", help="take the clip length (DATA.NUM_FRAMES, DATA.SAMPLING_RATE), "
-                        "the data folder and the Kinetics path format from this config, as training will")
+    parser = cli.make_parser(__doc__, "rs3d-check-data")
+    cli.add_data_tool_arguments(parser, "DATA_DIR", "dataset folder holding <split>.csv or class folders (default "
+                                "with --cfg: DATA.PATH_TO_DATA_DIR)")
     parser.add_argument("--split", default="train", help="which <split>.csv to check")
     parser.add_argument("--num-frames", type=int, default=None,
                         help="frames per clip (default: the config's DATA.NUM_FRAMES, else 32)")
@@ -53,24 +50,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-decode", action="store_true", help="only open and index, skip test decodes (faster)")
     parser.add_argument("--show", type=int, default=5, help="videos listed per problem category")
     parser.add_argument("--kinetics-path-format", default=None, help="file of an official Kinetics CSV row "
-                        "(default: DATA.KINETICS_PATH_FORMAT's default)")
-    args = parser.parse_args(argv)
-    positional, overrides = cli.split_overrides(args.items)
-    if len(positional) > 1:
-        parser.error(f"one DATA_DIR expected, got {' '.join(positional)}")
-    if overrides and not args.cfg:
-        parser.error("KEY VALUE overrides need --cfg")
-    cfg = load_config(args.cfg, overrides) if args.cfg else None
-    args.data_dir = positional[0] if positional else (cfg.DATA.PATH_TO_DATA_DIR if cfg else None)
+                        "(default: the config's DATA.KINETICS_PATH_FORMAT)")
+    args, positional, cfg = cli.parse_data_tool(parser, argv, most=1)
+    args.data_dir = positional[0] if positional else cfg.DATA.PATH_TO_DATA_DIR
     if not args.data_dir:
         parser.error("give DATA_DIR, or --cfg with DATA.PATH_TO_DATA_DIR set")
     if args.num_frames is None:
-        args.num_frames = cfg.DATA.NUM_FRAMES if cfg else 32
+        args.num_frames = cfg.DATA.NUM_FRAMES
     if args.sampling_rate is None:
-        args.sampling_rate = cfg.DATA.SAMPLING_RATE if cfg else 2
-    if args.kinetics_path_format is None and cfg is not None:
-        args.kinetics_path_format = cfg.DATA.KINETICS_PATH_FORMAT
-    args.val_fraction = cfg.DATA.FOLDER_VAL_FRACTION if cfg is not None else 0.1
+        args.sampling_rate = cfg.DATA.SAMPLING_RATE
+    args.split_options = {**split_options(cfg), **({"path_format": args.kinetics_path_format}
+                                                  if args.kinetics_path_format else {})}
     if args.num_frames < 1 or args.sampling_rate < 1:
         parser.error("--num-frames and --sampling-rate must be >= 1")
     return args
@@ -80,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Check every video of the split, print the report, write the cleaned CSV."""
     args = parse_args(argv)
     try:
-        records = read_split(args.data_dir, args.split, args.kinetics_path_format, args.val_fraction)
+        records = read_split(args.data_dir, args.split, **args.split_options)
     except AnnotationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ from rs3d.studies.compare import (
     plot_speed_accuracy,
     write_csv,
 )
+from rs3d.utils import paths
 
 TOY = ["toy/rs3d_tiny.yaml", "toy/r3d_tiny.yaml", "toy/c2d_tiny.yaml"]  # under the shipped configs
 
@@ -74,7 +75,7 @@ def main() -> int:
     for config, run in zip(cfgs, runs):
         rows.append(compare_row(config, args.opts, budget, None if run in (None, "-") else run))
         print(f"measured {rows[-1]['model']}", file=sys.stderr, flush=True)
-    os.makedirs(args.output_dir, exist_ok=True)
+    paths.makedirs(args.output_dir)
     print(format_summary_table(rows, COLUMNS))
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
         f"CPU ({torch.get_num_threads()} threads)"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from rs3d.commands import base as cli
 from rs3d.data.prep.toy import TOY_CLASSES, generate_toy_dataset
@@ -38,8 +37,7 @@ def main() -> None:
                                    val_per_class=args.val_per_class, test_per_class=args.test_per_class,
                                    num_frames=args.num_frames, height=args.height, width=args.width, fps=args.fps,
                                    seed=args.seed, workers=args.workers)
-    root = Path(summary["root"])
-    size = sum(p.stat().st_size for p in (root / "videos").rglob("*.mp4"))
+    root, size = summary["root"], summary["bytes"]
     counts = ", ".join(f"{split} {n}" for split, n in summary["counts"].items())
     print(f"wrote {summary['videos']} videos ({counts}; {len(TOY_CLASSES)} classes, {args.width}x{args.height}, "
           f"{args.num_frames} frames at {args.fps} fps, {size / 2**20:.1f} MiB) to {root}")

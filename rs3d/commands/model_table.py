@@ -25,7 +25,7 @@ from rs3d.utils.tables import markdown_table
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    zoo = sorted(glob.glob(os.path.join(config_root(), "kinetics400", "*.yaml")))
+    zoo = sorted(glob.glob(os.path.join(config_root(), "kinetics400", "*.yaml")))  # shipped configs: package files
     parser.add_argument("--cfg", "--cfgs", dest="cfgs", nargs="+", default=zoo, metavar="FILE",
                         help="config files (default: all of configs/kinetics400/; --cfgs is the older spelling)")
     parser.add_argument("--batch-size", type=int, default=1, help="clips per inference call")

@@ -1,4 +1,7 @@
-"""``rs3d-predict`` / ``tools/predict.py``: top-k classes for video files, directories and globs."""
+"""``rs3d-predict`` / ``tools/predict.py``: top-k classes for video files, directories and globs.
+
+Videos, the checkpoint, --output and --render may be on any iopath handler (``rs3d.utils.paths``); globs are
+expanded on local disk only (iopath cannot match patterns)."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +15,9 @@ from rs3d.commands import base as cli
 from rs3d.data.decoders import VideoDecodeError
 from rs3d.inference.predictor import Prediction, Predictor
 from rs3d.inference.render import render_video
+from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_open
+from rs3d.utils.class_folders import list_videos
 from rs3d.utils.errors import UserInputError
 
 
@@ -20,21 +25,18 @@ class UsageError(UserInputError, ValueError):
     """A command-line argument that cannot work (printed as one ``error:`` line)."""
 
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
-
-
 def expand_paths(items: list[str]) -> list[str]:
-    """Files as given, directories searched recursively for videos, globs expanded; order kept."""
-    paths: list[str] = []
+    """Files as given, directories searched recursively for videos (``rs3d.utils.class_folders``' extensions, as
+    folder datasets), local globs expanded; order kept."""
+    videos: list[str] = []
     for item in items:
-        if os.path.isdir(item):
-            for root, _, files in sorted(os.walk(item)):
-                paths += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(VIDEO_EXTENSIONS)]
-        elif any(ch in item for ch in "*?["):
-            paths += sorted(glob.glob(item, recursive=True))
+        if paths.isdir(item):
+            videos += [os.path.join(item, rel) for rel in list_videos(item)]
+        elif paths.is_local(item) and any(ch in item for ch in "*?["):
+            videos += sorted(glob.glob(item, recursive=True))
         else:
-            paths.append(item)
-    return paths
+            videos.append(item)
+    return videos
 
 
 def write_results(path: str, predictions: list[Prediction]) -> None:
@@ -62,7 +64,7 @@ def render_all(target: str, predictions: list[Prediction]) -> None:
     readable = [p for p in predictions if not p.error]
     single = target.endswith(".mp4") and len(predictions) == 1
     if not single:
-        os.makedirs(target, exist_ok=True)
+        paths.makedirs(target)
     for p in readable:
         dst = target if single else os.path.join(target, os.path.splitext(os.path.basename(p.path))[0] + "_labels.mp4")
         try:
@@ -97,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args.opts = [*args.opts, *trailing]
     if args.output and not args.output.endswith((".json", ".csv")):
         raise UsageError(f"{args.output}: --output must end in .json or .csv")  # before any work is done
-    paths = expand_paths(args.paths)
-    if not paths:
+    videos = expand_paths(args.paths)
+    if not videos:
         print("error: no videos found in " + " ".join(args.paths), file=sys.stderr)
         return 2
     predictor = Predictor(args.cfg, args.checkpoint, args.device, args.topk, args.batch_size, args.opts,
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render and not window_sec:  # labels that follow the video: windows of about one clip
         spec = predictor.spec
         window_sec = max(1.0, round(spec.span(30.0) / 30.0, 1))
-    predictions = predictor.predict_many(paths, window_sec, args.stride_sec)
+    predictions = predictor.predict_many(videos, window_sec, args.stride_sec)
     for p in predictions:
         if p.error:
             print(f"{p.path}: skipped ({p.error})")

@@ -17,9 +17,10 @@ from fvcore.common.config import CfgNode
 from rs3d.checkpoint import CheckpointError, CheckpointManager, load_weights
 from rs3d.commands import base as cli
 from rs3d.data import load_class_names_for
-from rs3d.engine.monitor import setup_logging
+from rs3d.engine.monitor import setup_logging, sync_log_files
 from rs3d.evaluation import format_summary_table, run_test
 from rs3d.models import build_model
+from rs3d.utils import paths
 from rs3d.utils.distributed import cleanup, init_distributed
 from rs3d.utils.precision import autocast_dtype
 from rs3d.utils.runtime import seed_everything
@@ -30,7 +31,7 @@ def find_weights(cfg: CfgNode) -> str:
     if cfg.TEST.CHECKPOINT_FILE:
         return cfg.TEST.CHECKPOINT_FILE
     final = os.path.join(cfg.OUTPUT_DIR, "model_final.pyth")
-    if os.path.isfile(final):
+    if paths.isfile(final):
         return final
     latest = CheckpointManager(os.path.join(cfg.OUTPUT_DIR, "checkpoints")).latest()
     if latest is None:
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         row = {"weights": os.path.basename(path), "split": cfg.TEST.SPLIT, **summary}
         print(format_summary_table([row], ["weights", "split", "num_videos", "top1", "top5",
                                            "mean_class_accuracy", "skipped_videos"]))
+    sync_log_files()
     cleanup()
     return 0
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 from fvcore.common.config import CfgNode
-from iopath.common.file_io import g_pathmgr
 
 from rs3d.config.catalog import PACKAGED_PREFIX, ConfigError, resolve_config_path
 from rs3d.config.defaults import get_cfg
+from rs3d.utils import paths
 
 BASE_KEY = "_BASE_"
 
@@ -69,22 +69,26 @@ def config_from_text(text: str, source: str, overrides: Sequence[str] = ()) -> C
 
 
 def merge_yaml(cfg: CfgNode, path: str, _seen: tuple[str, ...] = ()) -> None:
-    """Merge a YAML file into ``cfg``, after its ``_BASE_`` file(s), checking keys and types."""
-    path = os.path.abspath(resolve_config_path(path))
+    """Merge a YAML file into ``cfg``, after its ``_BASE_`` file(s), checking keys and types. The file (and a
+    relative ``_BASE_``) may be on any iopath handler (``s3://``, ``http://``, ...)."""
+    path = paths.absolute(resolve_config_path(path))
     if path in _seen:
         raise ConfigError(f"{path}: _BASE_ cycle through {' -> '.join(_seen)}")
-    if not g_pathmgr.exists(path):
+    if not paths.isfile(path):
         raise ConfigError(f"{path}: config file not found")
-    with g_pathmgr.open(path, "r") as f:
-        try:
-            data = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
+    try:
+        text = paths.read_text(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: top level must be a mapping of config keys")
     bases = data.pop(BASE_KEY, [])
     for base in [bases] if isinstance(bases, str) else bases:
-        if base.startswith(PACKAGED_PREFIX) or os.path.isabs(base):
+        if base.startswith(PACKAGED_PREFIX) or os.path.isabs(base) or not paths.is_local(base):
             base_path = base
         else:
             base_path = os.path.join(os.path.dirname(path), base)

@@ -2,7 +2,8 @@
 folders (``root/<class>/<video>``, no annotation file at all).
 
 Every problem is reported as ``file:line: reason`` before training starts, so a bad line in a
-240k-line CSV is found in seconds rather than hours into an epoch.
+240k-line CSV is found in seconds rather than hours into an epoch. Files and folders may be on any iopath
+handler (``rs3d.utils.paths``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from rs3d.utils import paths
 from rs3d.utils.class_folders import (
     VIDEO_EXTENSIONS,
     class_folder_names,
@@ -46,7 +48,7 @@ def read_slowfast_csv(csv_path: str, path_prefix: str = "", separator: str = " "
                       num_classes: int | None = None) -> list[VideoRecord]:
     """Read ``path<sep>label`` lines (no header); paths are joined to ``path_prefix``."""
     records = []
-    with open(csv_path, encoding="utf-8") as f:
+    with _open_annotation(csv_path) as f:
         for number, line in enumerate(f, start=1):
             line = line.strip()
             if not line:
@@ -90,7 +92,7 @@ def kinetics_class_names(csv_path: str) -> list[str]:
 
 def is_kinetics_csv(csv_path: str) -> bool:
     """True when the first line is the official Kinetics header."""
-    with open(csv_path, encoding="utf-8") as f:
+    with _open_annotation(csv_path) as f:
         header = f.readline().strip().split(",")
     return tuple(h.strip() for h in header[:5]) == KINETICS_HEADER
 
@@ -98,8 +100,7 @@ def is_kinetics_csv(csv_path: str) -> bool:
 def load_class_names(path: str) -> list[str]:
     """Class names from a JSON list, or a PySlowFast ``{"name": index}`` mapping."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = json.loads(paths.read_text(path))
     except (OSError, json.JSONDecodeError) as exc:
         raise AnnotationError(f"{path}: cannot read class names ({exc})") from None
     if isinstance(data, list) and all(isinstance(n, str) for n in data):
@@ -116,7 +117,7 @@ def drop_or_fail_missing(records: list[VideoRecord], policy: str = "error", show
     """Check every file exists; report count and first names, then stop ("error") or drop them ("drop")."""
     if policy not in MISSING_FILE_POLICIES:
         raise ValueError(f"DATA.MISSING_FILES must be one of {MISSING_FILE_POLICIES}, got {policy!r}")
-    missing = [r for r in records if not os.path.isfile(r.path)]
+    missing = [r for r in records if not paths.isfile(r.path)]
     if not missing:
         return records
     names = ", ".join(f"{r.path} ({r.source})" for r in missing[:show])
@@ -139,8 +140,16 @@ def _parse_label(text: str, where: str, num_classes: int | None) -> int:
     return label
 
 
+def _open_annotation(csv_path: str, **kwargs):
+    """Open an annotation file for reading; a missing one is an :class:`AnnotationError` naming it."""
+    try:
+        return paths.open_file(csv_path, "r", **kwargs)
+    except OSError as exc:
+        raise AnnotationError(f"{csv_path}: cannot read the annotation file ({exc.strerror or exc})") from None
+
+
 def _kinetics_rows(csv_path: str):
-    with open(csv_path, encoding="utf-8", newline="") as f:
+    with _open_annotation(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or tuple(reader.fieldnames[:5]) != KINETICS_HEADER:
             raise AnnotationError(f"{csv_path}:1: expected header {','.join(KINETICS_HEADER)}")
@@ -158,7 +167,7 @@ def read_class_folders(data_dir: str, split: str, val_fraction: float = 0.1) -> 
     train the rest, chosen by a hash of the file's path inside its class folder: stable when videos are added
     and the same on every machine.
     """
-    if not os.path.isdir(data_dir):
+    if not paths.isdir(data_dir):
         raise AnnotationError(f"{data_dir}: data folder not found")
     names = class_folder_names(data_dir)
     if not names:
@@ -179,7 +188,7 @@ def read_class_folders(data_dir: str, split: str, val_fraction: float = 0.1) -> 
         if not 0.0 < val_fraction < 1.0:
             raise AnnotationError(f"{data_dir}: no {split}/ folder, so DATA.FOLDER_VAL_FRACTION must be in (0, 1) to "
                                   f"hold out {split} videos, got {val_fraction}")
-        root = os.path.join(data_dir, "train") if os.path.isdir(os.path.join(data_dir, "train")) else data_dir
+        root = os.path.join(data_dir, "train") if paths.isdir(os.path.join(data_dir, "train")) else data_dir
         for name in names:
             class_dir = os.path.join(root, name)
             videos = sorted(list_videos(class_dir), key=lambda v: hashlib.md5(v.encode()).hexdigest())

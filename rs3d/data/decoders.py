@@ -15,6 +15,10 @@ written by ``tools/prepare_dataset.py`` put such a frame (a B-frame) at every od
 2, 4, ...) then decodes half the frames, so those videos are read with PyAV.
 
 ``import decord`` is satisfied by either ``decord`` or its maintained fork ``decord2``.
+
+A video on another iopath handler (``rs3d.utils.paths``) is opened through ``g_pathmgr`` as a seekable file
+object, which PyAV reads as it goes and decord reads whole into memory; local videos are opened by name, as
+before, which keeps the decoders' own file access (no Python in the read path).
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, Sequence
 
 import numpy as np
+
+from rs3d.utils import paths
 
 BACKENDS = ("decord", "pyav")
 
@@ -70,8 +76,10 @@ def probe_video(path: str) -> VideoInfo:
     import av
 
     _check_file(path)
+    source = None
     try:
-        with av.open(path) as container:
+        source = paths.reader_source(path)
+        with av.open(source) as container:
             if not container.streams.video:
                 raise VideoDecodeError(path, "no video stream (audio-only or not a video)")
             stream = container.streams.video[0]
@@ -92,6 +100,8 @@ def probe_video(path: str) -> VideoInfo:
         raise
     except Exception as exc:  # PyAV raises many error classes (InvalidDataError, OSError, ...)
         raise VideoDecodeError(path, f"{type(exc).__name__}: {exc}") from None
+    finally:
+        _close_source(source)
 
 
 def open_video(path: str, backend: str = "decord", size: tuple[int, int] | None = None,
@@ -118,8 +128,10 @@ class DecordReader:
         _check_file(path)
         self.path = path
         height, width = size if size else (-1, -1)
+        source = None
         try:
-            self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, width=width, height=height)
+            source = paths.reader_source(path)  # a file object off local disk: decord reads it whole into memory
+            self._reader = decord.VideoReader(source, ctx=decord.cpu(0), num_threads=1, width=width, height=height)
             num_frames = len(self._reader)
             if size or info:  # known: no frame needs decoding here
                 h, w = size if size else (info.height, info.width)
@@ -128,6 +140,8 @@ class DecordReader:
                 self._reader.seek(0)
         except Exception as exc:  # RuntimeError (missing/empty/non-video) or DECORDError (damaged)
             raise VideoDecodeError(path, f"decord cannot open: {_first_line(exc)}") from None
+        finally:
+            _close_source(source)
         if num_frames == 0:
             raise VideoDecodeError(path, "decord found no frames")
         self.info = VideoInfo(num_frames, float(self._reader.get_avg_fps()), h, w, 0, "")
@@ -166,9 +180,12 @@ class PyAVReader:
         h, w = size if size else (info.height, info.width)
         self.info = replace(info, height=h, width=w)
         self.frames_decoded = 0  # by the last get_frames call, skipped frames not counted
+        self._source = None
         try:
-            self._container = av.open(path)
+            self._source = paths.reader_source(path)
+            self._container = av.open(self._source)
         except Exception as exc:
+            _close_source(self._source)
             raise VideoDecodeError(path, f"PyAV cannot open: {exc}") from None
         self._stream = self._container.streams.video[0]
         self._stream.thread_count = 1  # the DataLoader workers give the parallelism
@@ -236,7 +253,9 @@ class PyAVReader:
         import av
 
         self._container.close()
-        self._container = av.open(self.path)
+        if not isinstance(self._source, str):
+            self._source.seek(0)
+        self._container = av.open(self._source)
         self._stream = self._container.streams.video[0]
         self._stream.thread_count = 1
         yield from enumerate(self._container.decode(self._stream))
@@ -252,13 +271,24 @@ class PyAVReader:
 
     def close(self) -> None:
         self._container.close()
+        _close_source(self._source)
 
 
 def _check_file(path: str) -> None:
+    if not paths.is_local(path):
+        if not paths.isfile(path):
+            raise VideoDecodeError(path, "file not found")
+        return  # iopath has no size query: an empty file fails to open instead
     if not os.path.isfile(path):
         raise VideoDecodeError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)")
+
+
+def _close_source(source) -> None:
+    """Close what :func:`rs3d.utils.paths.reader_source` opened (nothing for a local path)."""
+    if source is not None and not isinstance(source, str):
+        source.close()
 
 
 def _first_frame(container, stream) -> tuple[Any, bytes]:

@@ -2,7 +2,10 @@
 per-video probe (a PyAV open plus one decoded frame, ~10 ms) on their first visit to each video.
 
 An entry is used only while the file's size and modification time are unchanged. ``num_frames`` is the count
-that decodes; ``declared_frames`` (what the header claims) is kept for reference when they differ.
+that decodes; ``declared_frames`` (what the header claims) is kept for reference when they differ. The metadata
+file itself may be on any iopath handler; entries are kept for local videos only, since iopath cannot tell a
+file's size or modification time, so a replaced video on another handler could not be told from the original
+(those are probed on each worker's first visit, as without the file).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import os
 from collections.abc import Iterable
 
 from rs3d.data.decoders import VideoInfo
+from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_open
 
 FIELDS = ("num_frames", "fps", "height", "width", "rotation", "codec", "ref_step")
@@ -25,8 +29,9 @@ def save_metadata(path: str, checks: Iterable) -> int:
     """Write the facts of every readable checked video (objects with ``path`` and :data:`FIELDS`); atomic."""
     entries = {}
     for check in checks:
-        if getattr(check, "readable", True) and check.num_frames > 0 and os.path.isfile(check.path):
-            stat = os.stat(check.path)
+        local = paths.is_local(check.path)
+        if getattr(check, "readable", True) and check.num_frames > 0 and local and os.path.isfile(check.path):
+            stat = os.stat(check.path)  # local only (see the module's note)
             entries[os.path.abspath(check.path)] = {**{f: getattr(check, f) for f in FIELDS},
                                                     "declared_frames": getattr(check, "declared_frames", 0),
                                                     "size": stat.st_size, "mtime": stat.st_mtime}
@@ -35,15 +40,18 @@ def save_metadata(path: str, checks: Iterable) -> int:
     return len(entries)
 
 
-def load_metadata(path: str, paths: Iterable[str]) -> dict[str, VideoInfo]:
+def load_metadata(path: str, videos: Iterable[str]) -> dict[str, VideoInfo]:
     """Stream facts for ``paths`` from a metadata file; stale or missing entries are left out (probed later)."""
-    if not os.path.isfile(path):
+    if not paths.isfile(path):
         return {}
-    with open(path) as f:
-        entries = json.load(f)
+    try:
+        text = paths.read_text(path)
+    except OSError:
+        return {}  # a URL that is not there (iopath's HTTP handler cannot tell beforehand): probe every video
+    entries = json.loads(text)
     infos = {}
-    for video in paths:
-        entry = entries.get(os.path.abspath(video))
+    for video in videos:
+        entry = entries.get(os.path.abspath(video)) if paths.is_local(video) else None
         if entry is None:
             continue
         try:

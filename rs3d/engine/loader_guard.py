@@ -11,12 +11,13 @@ After ``max_crashes`` crashes the run stops cleanly (exit status 3) and resumes 
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Iterator
 
 from torch.utils.data import DataLoader
 
+from rs3d.utils import paths
+from rs3d.utils.appending import append_text
 from rs3d.utils.errors import RunStoppedError
 
 logger = logging.getLogger("rs3d")
@@ -90,13 +91,10 @@ class LoaderGuard:
             self.loader.dataset.exclude(path, "a DataLoader worker died decoding it (listed in crashed_videos.txt)")
 
     def _recorded(self) -> list[str]:
-        if not os.path.isfile(self.record_file):
+        if not paths.isfile(self.record_file):
             return []
-        with open(self.record_file, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f if line.strip()]
+        return [line for line in paths.read_text(self.record_file).splitlines() if line.strip()]
 
     def _record(self, path: str) -> None:
-        if path not in self._recorded():  # any rank: one short O_APPEND write per line
-            os.makedirs(os.path.dirname(os.path.abspath(self.record_file)), exist_ok=True)
-            with open(self.record_file, "a", encoding="utf-8") as f:  # append-only list, not a whole-file write
-                f.write(path + "\n")
+        if path not in self._recorded():  # any rank: one short O_APPEND write per line (on local disk)
+            append_text(self.record_file, path + "\n")

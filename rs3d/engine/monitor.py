@@ -1,20 +1,56 @@
-"""Watching a run: log lines (or a progress line on a terminal), metrics.jsonl and TensorBoard; rank 0 only."""
+"""Watching a run: log lines (or a progress line on a terminal), metrics.jsonl and TensorBoard; rank 0 only.
+
+OUTPUT_DIR may be on any iopath handler: log.txt and metrics.jsonl go through ``rs3d.utils.appending`` (uploaded
+whole every 30 s and at the end there), TensorBoard's event files are written to a local folder and uploaded
+when the monitor closes (TensorBoard's writer does its own file access and cannot use ``g_pathmgr``).
+"""
 from __future__ import annotations
 
 import io
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from typing import TextIO
 
+from rs3d.utils import paths
+from rs3d.utils.appending import SyncedAppendFile, open_append
+from rs3d.utils.atomic import upload_tree
+
 logger = logging.getLogger("rs3d")
+
+
+class LogFileHandler(logging.StreamHandler):
+    """Log records to ``log.txt`` on any handler (``rs3d.utils.appending.open_append``); closing it closes the
+    file (uploading it, off local disk)."""
+
+    def __init__(self, path: str):
+        super().__init__(open_append(path))
+        self.path = path
+
+    def sync(self) -> None:
+        """Upload now (off local disk; a flush on local disk)."""
+        with self.lock:
+            self.stream.flush()
+            if isinstance(self.stream, SyncedAppendFile):
+                self.stream.sync()
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.stream.closed:
+                self.stream.close()
+        super().close()
 
 
 def setup_logging(output_dir: str, is_main: bool) -> None:
     """Log to stderr and OUTPUT_DIR/log.txt on rank 0; other ranks only warn."""
     root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, LogFileHandler):  # an earlier command's log.txt in this process
+            handler.close()
     root.handlers.clear()
     root.setLevel(logging.INFO if is_main else logging.WARNING)
     fmt = logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S")
@@ -22,10 +58,17 @@ def setup_logging(output_dir: str, is_main: bool) -> None:
     stream.setFormatter(fmt)
     root.addHandler(stream)
     if is_main:
-        os.makedirs(output_dir, exist_ok=True)
-        file = logging.FileHandler(os.path.join(output_dir, "log.txt"))
+        paths.makedirs(output_dir)
+        file = LogFileHandler(os.path.join(output_dir, "log.txt"))
         file.setFormatter(fmt)
         root.addHandler(file)
+
+
+def sync_log_files() -> None:
+    """Bring every log.txt up to date on its storage (the end of a command; uploads off local disk)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, LogFileHandler):
+            handler.sync()
 
 
 def terminal_width(stream: TextIO, fallback: int = 100) -> int:
@@ -54,13 +97,16 @@ class Monitor:
         self.enabled = enabled
         self.stream = stream
         if enabled:
-            os.makedirs(output_dir, exist_ok=True)
-        self._jsonl = open(os.path.join(output_dir, "metrics.jsonl"), "a") if enabled else None
+            paths.makedirs(output_dir)
+        self._jsonl = open_append(os.path.join(output_dir, "metrics.jsonl")) if enabled else None
         self._tb = None
+        self._tb_target, self._tb_local = os.path.join(output_dir, "tensorboard"), None
         if enabled and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(os.path.join(output_dir, "tensorboard"))
+            if not paths.is_local(self._tb_target):  # TensorBoard writes by itself: a local folder, uploaded at close
+                self._tb_local = tempfile.mkdtemp(prefix="rs3d-tensorboard-")
+            self._tb = SummaryWriter(self._tb_local or self._tb_target)
 
     @property
     def tty(self) -> bool:
@@ -96,7 +142,15 @@ class Monitor:
             logger.info(text)
 
     def close(self) -> None:
+        """Close metrics.jsonl and TensorBoard and bring log.txt up to date (uploading them off local disk)."""
         if self._jsonl is not None:
             self._jsonl.close()
+            self._jsonl = None
         if self._tb is not None:
             self._tb.close()
+            self._tb = None
+            if self._tb_local:
+                upload_tree(self._tb_local, self._tb_target)
+                shutil.rmtree(self._tb_local, ignore_errors=True)
+        if self.enabled:
+            sync_log_files()

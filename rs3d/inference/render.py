@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 
 import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from rs3d.data.decoders import VideoDecodeError
+from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_path
 
 
@@ -35,10 +37,13 @@ def draw_lines(frame: np.ndarray, lines: list[str]) -> np.ndarray:
 
 
 def render_video(src: str, dst: str, timeline: list[dict], whole: list[tuple[str, float]]) -> int:
-    """Re-encode ``src`` to ``dst`` (H.264, same fps, even size) with labels drawn; atomic; returns frames written."""
+    """Re-encode ``src`` to ``dst`` (H.264, same fps, even size) with labels drawn; atomic; returns frames written.
+    Either may be on any iopath handler."""
     written = 0
     try:
-        with atomic_path(dst) as tmp, av.open(src) as source, av.open(tmp, "w", format="mp4") as target:
+        reader = paths.reader_source(src)
+        with (contextlib.nullcontext() if isinstance(reader, str) else reader, atomic_path(dst) as tmp,
+              av.open(reader) as source, av.open(tmp, "w", format="mp4") as target):
             stream = source.streams.video[0]
             rate = stream.average_rate or 30
             out = target.add_stream("libx264", rate=rate)

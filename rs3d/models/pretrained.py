@@ -35,6 +35,7 @@ from rs3d.checkpoint.io import CheckpointError
 from rs3d.checkpoint.weights import exported_state
 from rs3d.config.loader import ConfigError
 from rs3d.models.inflate import inflate_tensor, timm_to_rs3d_key
+from rs3d.utils import paths
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +93,11 @@ def timm_state_dict(name: str, file: str = "") -> dict[str, torch.Tensor]:
         import timm
     except ImportError:
         raise ConfigError(f"MODEL.INIT.FROM timm:{name}: needs timm (pip install timm)") from None
-    if file and not os.path.isfile(file):
+    if file and not paths.isfile(file):
         raise ConfigError(f"MODEL.INIT.FILE: {file} not found")
     try:
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=file) if file else None)
+        overlay = dict(file=paths.local_copy(file)) if file else None  # timm opens the file by name itself
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
     except Exception as exc:  # unknown names (RuntimeError), failed downloads (hub / OS errors), mismatched files
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         hint = "" if file else " (offline? give the weights file with MODEL.INIT.FILE)"
@@ -236,7 +238,7 @@ def download_cached(url: str) -> str:
     """Download ``url`` once into torch.hub's checkpoint cache (``$TORCH_HOME/hub/checkpoints``); return the file."""
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
     path = os.path.join(folder, os.path.basename(url))
-    if not os.path.isfile(path):
+    if not os.path.isfile(path):  # torch.hub's own cache: a local folder by definition
         os.makedirs(folder, exist_ok=True)
         logger.info("downloading %s to %s", url, path)
         try:
@@ -264,7 +266,7 @@ def apply_init(model: nn.Module, source: str, arch: str, file: str = "", inflate
         report = init_from_checkpoint(model, path, inflate, reset_head)
         report.source = f"{source} ({path})"
     else:
-        if not os.path.isfile(source):
+        if not paths.isfile(source):
             raise ConfigError(f"MODEL.INIT.FROM: {source} is not a file, 'timm:<name>' or 'pytorchvideo'")
         report = init_from_checkpoint(model, source, inflate, reset_head)
     logger.info("%s", report.summary())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from rs3d.config import load_config
 from rs3d.models import build_model
 from rs3d.studies.speed import SpeedSetting, build_for_clip, time_in_subprocess
+from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_open, atomic_path
 from rs3d.utils.complexity import count_gflops, count_parameters
 
@@ -35,18 +36,18 @@ def run_accuracy(run_dir: str) -> dict:
     """Single-view top-1/5 (last validation, EMA model when present) and multi-view test top-1/5 of a run."""
     out: dict = {}
     metrics = os.path.join(run_dir, "metrics.jsonl")
-    if os.path.isfile(metrics):
+    if paths.isfile(metrics):
         last: dict = {}
-        for line in open(metrics):
+        for line in paths.read_text(metrics).splitlines():
             record = json.loads(line)
             if record.get("split") in ("val", "val_ema"):
                 last[record["split"]] = record
         best = last.get("val_ema") or last.get("val")
         if best:
             out.update({"top-1 1-view": best.get("top1"), "top-5 1-view": best.get("top5")})
-    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+    for name in paths.ls(run_dir) if paths.isdir(run_dir) else []:
         if name.startswith("test_") and name.endswith(".json"):
-            test = json.load(open(os.path.join(run_dir, name)))
+            test = json.loads(paths.read_text(os.path.join(run_dir, name)))
             out.update({"top-1 multi-view": test.get("top1"), "top-5 multi-view": test.get("top5")})
     return out
 

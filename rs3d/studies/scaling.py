@@ -71,7 +71,7 @@ def recommended(epochs: int) -> list[ScaledModel]:
 
 def write_config(model: ScaledModel, base_config: str, folder: str) -> str:
     """Write ``folder/<name>.yaml`` inheriting ``base_config`` with this model's keys; returns its path."""
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(folder, exist_ok=True)  # local: _BASE_ below is a relative path to a local config
     path = os.path.join(folder, f"{model.name}.yaml")
     keys = model.overrides()
     nested: dict[str, dict] = {}

@@ -8,9 +8,11 @@ the videos that were in flight are then re-run one at a time to name the culprit
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
+import pickle
 import sys
 import time
 from collections import deque
@@ -37,6 +39,7 @@ from rs3d.data.decoders import (
     _first_line,
     probe_video,
 )
+from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_open
 from rs3d.utils.class_folders import is_class_folder_dataset
 from rs3d.utils.tables import markdown_table
@@ -169,6 +172,24 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def init_worker(handlers: Sequence = ()) -> None:
+    """Pool worker start: the parent's iopath handlers (a forkserver worker does not inherit them), quiet decoders."""
+    paths.register_handlers(list(handlers))
+    quiet_decoders()
+
+
+def _shareable_handlers() -> list:
+    """The parent's iopath handlers that can be sent to a worker (pickled)."""
+    shareable = []
+    for handler in paths.registered_handlers():
+        try:
+            pickle.dumps(handler)
+        except Exception:  # noqa: BLE001 - locks, sockets...: the worker then lacks that handler
+            continue
+        shareable.append(handler)
+    return shareable
+
+
 def quiet_decoders() -> None:
     """Silence FFmpeg's own stderr logging in PyAV and decord: every problem is reported in the results."""
     import av
@@ -178,28 +199,36 @@ def quiet_decoders() -> None:
     decord.logging.set_level(decord.logging.QUIET)
 
 
-def read_split(data_dir: str, split: str, path_format: str | None = None,
-               val_fraction: float = 0.1) -> list[VideoRecord]:
-    """Records of ``data_dir/<split>.csv``, PySlowFast ``path label`` or official Kinetics, paths under data_dir;
-    without the CSV, of a class-folder dataset's split as training reads it (``val_fraction`` held out when
-    there is no split folder)."""
+def read_split(data_dir: str, split: str, path_format: str | None = None, val_fraction: float = 0.1,
+               path_prefix: str = "", separator: str = " ") -> list[VideoRecord]:
+    """Records of ``data_dir/<split>.csv``, PySlowFast ``path label`` or official Kinetics, paths under
+    ``path_prefix`` (default: data_dir); without the CSV, of a class-folder dataset's split as training reads it
+    (``val_fraction`` held out when there is no split folder). :func:`split_options` gives a config's values."""
     csv_path = os.path.join(data_dir, f"{split}.csv")
-    if not os.path.isfile(csv_path) and is_class_folder_dataset(data_dir):
+    if not paths.isfile(csv_path) and is_class_folder_dataset(data_dir):
         return read_class_folders(data_dir, split, val_fraction)[0]
-    if not os.path.isfile(csv_path):
+    if not paths.isfile(csv_path):
         raise AnnotationError(f"{csv_path}: annotation file not found")
     if not is_kinetics_csv(csv_path):
-        return read_slowfast_csv(csv_path, data_dir)
+        return read_slowfast_csv(csv_path, path_prefix or data_dir, separator)
     kwargs = {"path_format": path_format} if path_format else {}
-    return read_kinetics_csv(csv_path, data_dir, split_class_names(data_dir, csv_path), **kwargs)
+    return read_kinetics_csv(csv_path, path_prefix or data_dir, split_class_names(data_dir, csv_path), **kwargs)
+
+
+def split_options(cfg) -> dict:
+    """:func:`read_split`'s keyword arguments from a config, so the data tools read a split as training does:
+    DATA.KINETICS_PATH_FORMAT, DATA.FOLDER_VAL_FRACTION, DATA.PATH_PREFIX, DATA.PATH_LABEL_SEPARATOR."""
+    d = cfg.DATA
+    return {"path_format": d.KINETICS_PATH_FORMAT, "val_fraction": d.FOLDER_VAL_FRACTION,
+            "path_prefix": d.PATH_PREFIX, "separator": d.PATH_LABEL_SEPARATOR}
 
 
 def split_class_names(data_dir: str, csv_path: str) -> list[str]:
     """Class names as training reads them: data_dir/classnames.json, else the official train CSV's labels."""
     names_file, train_csv = os.path.join(data_dir, "classnames.json"), os.path.join(data_dir, "train.csv")
-    if os.path.isfile(names_file):
+    if paths.isfile(names_file):
         return load_class_names(names_file)
-    return kinetics_class_names(train_csv if os.path.isfile(train_csv) and is_kinetics_csv(train_csv) else csv_path)
+    return kinetics_class_names(train_csv if paths.isfile(train_csv) and is_kinetics_csv(train_csv) else csv_path)
 
 
 def write_csv_subset(csv_path: str, records: Sequence[VideoRecord], out_path: str) -> int:
@@ -209,19 +238,25 @@ def write_csv_subset(csv_path: str, records: Sequence[VideoRecord], out_path: st
     a CSV (a class-folder dataset) the subset is written as PySlowFast ``path label`` lines, paths relative to
     the folder of ``out_path``.
     """
-    if not os.path.isfile(csv_path):
-        base = os.path.dirname(os.path.abspath(out_path))
-        with atomic_open(out_path) as f:
-            f.writelines(f"{os.path.relpath(r.path, base)} {r.label}\n" for r in records)
-        return len(records)
+    if not paths.isfile(csv_path):
+        return write_slowfast_csv(records, out_path)
     keep = {int(r.source.rsplit(":", 1)[1]) for r in records}
     header = 1 if is_kinetics_csv(csv_path) else 0
-    with open(csv_path, encoding="utf-8") as f:
+    with paths.open_file(csv_path) as f:
         lines = [line if line.endswith("\n") else line + "\n"
                  for number, line in enumerate(f, start=1) if number <= header or number in keep]
     with atomic_open(out_path) as f:
         f.writelines(lines)
     return len(lines) - header
+
+
+def write_slowfast_csv(records: Sequence[VideoRecord], out_path: str) -> int:
+    """Write ``records`` as PySlowFast ``path label`` lines, paths relative to the folder of ``out_path``; returns
+    the lines written."""
+    base = paths.parent(out_path)
+    with atomic_open(out_path) as f:
+        f.writelines(f"{paths.relative(paths.absolute(r.path), base)} {r.label}\n" for r in records)
+    return len(records)
 
 
 def _examples(title: str, checks: list[VideoCheck], show: int, describe) -> list[str]:
@@ -234,21 +269,25 @@ def _examples(title: str, checks: list[VideoCheck], show: int, describe) -> list
 def _check(check: VideoCheck, path: str, min_frames: int, decode: bool) -> VideoCheck:
     import av
 
-    if not os.path.exists(path):
+    if not paths.exists(path):
         return check.fail("missing", "file not found")
-    if not os.path.isfile(path):
+    if not paths.isfile(path):
         return check.fail("not_video", "not a regular file")
-    if os.path.getsize(path) == 0:
+    if paths.is_local(path) and os.path.getsize(path) == 0:  # iopath has no size query: elsewhere the open fails
         return check.fail("empty", "file is 0 bytes")
+    source = None
     try:
-        container = av.open(path)
+        source = paths.reader_source(path)
+        container = av.open(source)
     except Exception as exc:  # noqa: BLE001 - InvalidDataError, OSError, ...
+        if source is not None and not isinstance(source, str):
+            source.close()
         reasons = f"PyAV: {_first_line(exc)}; decord: {_try_decode(path, 'decord', [0], None) or 'reads it'}"
         if _looks_like_video_container(path):
             return check.fail("undecodable", f"container header present but cannot be opened (truncated or "
                                              f"damaged?); {reasons}")
         return check.fail("not_video", f"not a media file; {reasons}")
-    with container:
+    with container, contextlib.nullcontext() if isinstance(source, str) else source:
         if not container.streams.video:
             if container.streams.audio:
                 return check.fail("audio_only", f"{len(container.streams.audio)} audio stream(s), no video stream")
@@ -359,7 +398,7 @@ def _count_packets(container, stream) -> tuple[int, str]:
 
 
 def _looks_like_video_container(path: str) -> bool:
-    with open(path, "rb") as f:
+    with paths.open_file(path, "rb") as f:
         head = f.read(12)
     return head[4:8] in _MP4_BOXES or head.startswith(_MAGIC)
 
@@ -367,7 +406,8 @@ def _looks_like_video_container(path: str) -> bool:
 def _drain(fn, items, queue: deque, workers: int, in_flight_max: int, finish, on_failure) -> list[int]:
     """Run queued items in a fresh pool; if the pool breaks, return the indices that were in flight."""
     in_flight: dict = {}
-    with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=quiet_decoders) as pool:
+    with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=init_worker,
+                             initargs=(_shareable_handlers(),)) as pool:
         while queue or in_flight:
             while queue and len(in_flight) < in_flight_max:
                 index = queue.popleft()

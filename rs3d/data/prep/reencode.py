@@ -11,12 +11,12 @@ and renamed into place, so an existing output is always complete and a re-run sk
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import glob
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +32,8 @@ from rs3d.data.decoders import (
     probe_video,
 )
 from rs3d.data.prep.checks import run_in_pool, split_class_names
-from rs3d.utils.atomic import atomic_path
+from rs3d.utils import paths
+from rs3d.utils.atomic import atomic_copy, atomic_path, atomic_write_text
 
 # Containers that hold H.264 by extension; any other name gets MP4 bytes (readers sniff the content).
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -74,17 +75,19 @@ def reencode_video(src: str, dst: str, short_side: int = 256, keyframe_interval:
     if skippable_odd_frames and keyframe_interval % 2:
         raise ValueError(f"keyframe interval {keyframe_interval} is odd: skippable odd frames need an even one")
     start = time.perf_counter()
-    folder, name = os.path.split(os.path.abspath(dst))
-    for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.tmp*")):
-        os.remove(stale)  # left by a killed run
+    folder, name = os.path.split(paths.absolute(dst))
+    if paths.is_local(dst):  # other handlers never see temporary files (atomic_path stages them locally)
+        for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.tmp*")):
+            os.remove(stale)  # left by a killed run
     info = probe_video(src)  # VideoDecodeError for missing, empty, non-video and undecodable files
     height, width = output_size(info.height, info.width, short_side)
     stored = (width, height) if info.rotation in (90, 270) else (height, width)
     container_format = _FORMATS.get(os.path.splitext(name)[1].lower(), "mp4")
     frames = 0
     options = {"movflags": "+faststart"} if container_format in ("mp4", "mov") else {}
-    with atomic_path(dst, fsync=False) as tmp:
-        with av.open(src) as source, av.open(tmp, "w", format=container_format, options=options) as target:
+    reader = paths.reader_source(src)
+    with atomic_path(dst, fsync=False) as tmp, contextlib.nullcontext() if isinstance(reader, str) else reader:
+        with av.open(reader) as source, av.open(tmp, "w", format=container_format, options=options) as target:
             video = source.streams.video[0]
             video.thread_count = 1  # the pool parallelises over videos
             rate = video.average_rate or video.guessed_rate or Fraction(info.fps or 30).limit_denominator(1001)
@@ -112,7 +115,7 @@ def reencode_video(src: str, dst: str, short_side: int = 256, keyframe_interval:
             raise VideoDecodeError(src, "no frame could be decoded")
     return {"src": src, "dst": dst, "frames": frames, "declared_frames": info.num_frames, "fps": float(rate),
             "height": height, "width": width, "src_height": info.height, "src_width": info.width,
-            "rotation": info.rotation, "src_bytes": os.path.getsize(src), "dst_bytes": os.path.getsize(dst),
+            "rotation": info.rotation, "src_bytes": _size(src), "dst_bytes": _size(dst),
             "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -126,12 +129,12 @@ def prepare_split(sources: Sequence[VideoRecord | str], src_root: str, dst_root:
     jobs: dict[tuple[str, str], list[int]] = {}  # (src, dst) -> result slots; a video listed twice is encoded once
     for source in sources:
         src = source.path if isinstance(source, VideoRecord) else str(source)
-        rel = os.path.relpath(os.path.abspath(src), os.path.abspath(src_root))
-        if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        rel = paths.relative(paths.absolute(src), paths.absolute(src_root))
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep) or rel == paths.absolute(src):
             results.append(PrepareResult(src, "", "failed", f"not under the source folder {src_root}"))
             continue
         dst = os.path.join(dst_root, rel)
-        if os.path.exists(dst):
+        if paths.exists(dst):
             results.append(PrepareResult(src, dst, "skipped"))
             continue
         jobs.setdefault((src, dst), []).append(len(results))
@@ -149,9 +152,9 @@ def prepare_split(sources: Sequence[VideoRecord | str], src_root: str, dst_root:
 def probe_outputs(results: Sequence[PrepareResult], workers: int | None = None) -> list[SimpleNamespace]:
     """Stream facts (``path`` plus :class:`VideoInfo` fields) of every finished output, probed in worker processes,
     for :func:`rs3d.data.metadata.save_metadata`: the loaders then skip their per-video probe."""
-    paths = [r.dst for r in results if r.status != "failed"]
-    infos = run_in_pool(_probe_or_none, paths, workers)
-    return [SimpleNamespace(path=path, **dataclasses.asdict(info)) for path, info in zip(paths, infos) if info]
+    outputs = [r.dst for r in results if r.status != "failed"]
+    infos = run_in_pool(_probe_or_none, outputs, workers)
+    return [SimpleNamespace(path=path, **dataclasses.asdict(info)) for path, info in zip(outputs, infos) if info]
 
 
 def _probe_or_none(path: str) -> VideoInfo | None:
@@ -166,16 +169,20 @@ def copy_class_names(src_dir: str, dst_dir: str) -> str | None:
     """Write dst_dir/classnames.json: src_dir's copy, else the official Kinetics labels (so dropping failed
     lines from a CSV never shifts the label indexing); None when there is neither."""
     src, dst = os.path.join(src_dir, "classnames.json"), os.path.join(dst_dir, "classnames.json")
-    if os.path.isfile(src):
-        shutil.copyfile(src, dst)
+    if paths.isfile(src):
+        atomic_copy(src, dst)
         return dst
     csvs = [os.path.join(src_dir, f"{split}.csv") for split in ("train", "val", "test")]
-    kinetics = [path for path in csvs if os.path.isfile(path) and is_kinetics_csv(path)]
+    kinetics = [path for path in csvs if paths.isfile(path) and is_kinetics_csv(path)]
     if not kinetics:
         return None
-    with open(dst, "w", encoding="utf-8") as f:
-        f.write(json.dumps(split_class_names(src_dir, kinetics[0]), indent=1) + "\n")
+    atomic_write_text(dst, json.dumps(split_class_names(src_dir, kinetics[0]), indent=1) + "\n")
     return dst
+
+
+def _size(path: str) -> int | None:
+    """Bytes of a local file; None elsewhere (iopath has no size query)."""
+    return os.path.getsize(path) if paths.is_local(path) else None
 
 
 def _encode(item: tuple[str, str], **kwargs) -> PrepareResult:

@@ -33,6 +33,7 @@ import functools
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from rs3d.data.prep.checks import pool_context
-from rs3d.utils.atomic import atomic_path, atomic_write_text
+from rs3d.utils import paths
+from rs3d.utils.atomic import atomic_path, atomic_write_text, upload_tree
 from rs3d.utils.video_writer import write_h264
 
 TOY_CLASSES: tuple[str, ...] = ("move_left", "move_right", "move_up", "move_down",
@@ -178,9 +180,16 @@ def _make_one(job: tuple) -> None:
 def generate_toy_dataset(root: str | os.PathLike, *, train_per_class: int = 40, val_per_class: int = 10,
                          test_per_class: int = 10, num_frames: int = 48, height: int = 120, width: int = 160,
                          fps: int = 30, seed: int = 0, workers: int | None = None) -> dict:
-    """(Re)generate the dataset under ``root`` in PySlowFast/Kinetics layout; returns counts and seconds taken."""
+    """(Re)generate the dataset under ``root`` in PySlowFast/Kinetics layout; returns counts, bytes and seconds.
+
+    ``root`` may be on any iopath handler: the dataset is then generated in a local folder and uploaded, the
+    ``.complete`` marker last."""
     if height % 2 or width % 2:
         raise ValueError(f"yuv420p needs an even frame size, got {width}x{height}")
+    if not paths.is_local(os.fspath(root)):
+        return _generate_and_upload(os.fspath(root), train_per_class=train_per_class, val_per_class=val_per_class,
+                                    test_per_class=test_per_class, num_frames=num_frames, height=height,
+                                    width=width, fps=fps, seed=seed, workers=workers)
     start = time.perf_counter()
     params = _params(train_per_class=train_per_class, val_per_class=val_per_class, test_per_class=test_per_class,
                      num_frames=num_frames, height=height, width=width, fps=fps, seed=seed)
@@ -215,16 +224,32 @@ def generate_toy_dataset(root: str | os.PathLike, *, train_per_class: int = 40, 
     atomic_write_text(root / "classnames.json", json.dumps({n: i for i, n in enumerate(TOY_CLASSES)}, indent=1) + "\n")
     atomic_write_text(root / ".complete", json.dumps(params, indent=1) + "\n")  # last: marks the dataset complete
     seconds = time.perf_counter() - start
+    size = sum(p.stat().st_size for p in (root / "videos").rglob("*.mp4"))
     return {"root": str(root), "counts": {split: len(rows[split]) for split in SPLITS}, "videos": len(jobs),
-            "workers": workers, "seconds": round(seconds, 2)}
+            "bytes": size, "workers": workers, "seconds": round(seconds, 2)}
+
+
+def _generate_and_upload(root: str, **kwargs) -> dict:
+    """Generate the dataset in a local folder, then copy it to ``root`` on its handler, ``.complete`` last."""
+    with tempfile.TemporaryDirectory(prefix="rs3d-toy-") as staging:  # local by design: the upload's source
+        summary = generate_toy_dataset(staging, **kwargs)
+        marker = os.path.join(staging, ".complete")
+        complete = Path(marker).read_text()
+        os.remove(marker)
+        target_marker = os.path.join(root, ".complete")
+        if paths.exists(target_marker) and paths.isfile(target_marker):
+            paths.remove(target_marker)  # an interrupted upload leaves no marker, so it is redone
+        upload_tree(staging, root)
+        atomic_write_text(target_marker, complete)
+    return {**summary, "root": root}
 
 
 def ensure_toy_dataset(root: str | os.PathLike, **kwargs) -> bool:
     """Generate the dataset unless ``root/.complete`` records the same parameters; True if it generated."""
-    marker = Path(root) / ".complete"
+    marker = os.path.join(os.fspath(root), ".complete")  # not Path(): it would turn s3://x into s3:/x
     wanted = _params(**{k: v for k, v in kwargs.items() if k != "workers"})
     try:
-        if json.loads(marker.read_text()) == wanted:
+        if paths.isfile(marker) and json.loads(paths.read_text(marker)) == wanted:
             return False
     except (OSError, ValueError):
         pass
