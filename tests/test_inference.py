@@ -147,3 +147,26 @@ def test_render_draws_the_current_labels(trained_toy, tmp_path):
                 {"start": 1.0, "top": [{"name": "b", "prob": 0.8}]}]
     assert label_lines(timeline, [], 0.5) == ["a 0.90"] and label_lines(timeline, [], 1.2) == ["b 0.80"]
     assert label_lines([], [("c", 0.5)], 3.0) == ["c 0.50"]
+
+
+def test_predict_searches_folders_with_the_folder_datasets_video_extensions(tmp_path, capsys):
+    """rs3d-predict and the class-folder datasets share one extension list: an MPEG-TS file (``.ts``, which
+    predict's own shorter list used to miss) in a folder is found and predicted; other files are not."""
+    from conftest import moving_frames
+    from test_training import tiny_cfg
+
+    from rs3d.commands import predict
+    from rs3d.models import build_model
+    from rs3d.utils.class_folders import VIDEO_EXTENSIONS
+
+    assert ".ts" in VIDEO_EXTENSIONS and not hasattr(predict, "VIDEO_EXTENSIONS")
+    cfg = tiny_cfg(str(tmp_path / "data"), tmp_path / "out")
+    torch.save({"model": build_model(cfg).state_dict(), "config": cfg.dump()}, tmp_path / "model.pyth")
+    videos = tmp_path / "videos"
+    (videos / "sub").mkdir(parents=True)
+    write_h264(str(videos / "sub" / "clip.ts"), moving_frames(20))
+    (videos / "notes.txt").write_text("not a video\n")
+    out = tmp_path / "predictions.json"
+    assert predict.main([str(videos), "--checkpoint", str(tmp_path / "model.pyth"), "--output", str(out)]) == 0
+    [found] = json.loads(out.read_text())
+    assert found["video"] == str(videos / "sub" / "clip.ts") and "error" not in found and len(found["top"]) == 5
