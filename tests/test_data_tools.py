@@ -286,3 +286,35 @@ def test_check_dataset_on_a_folder_of_class_folders(video_dir, tmp_path, capsys)
     clean = (root / "train.clean.csv").read_text().splitlines()
     assert sorted(clean) == ["train/jump/good.mp4 0", "train/jump/good2.mp4 0", "train/run/fps15.mp4 1",
                              "train/run/portrait.mp4 1"]
+
+
+def test_prepare_data_takes_the_clip_facts_and_a_class_folder_source_from_a_config(video_dir, tmp_path, capsys):
+    from rs3d.commands import prepare_data
+
+    src, dst = tmp_path / "mine", tmp_path / "prepared"
+    for cls, names in {"jump": ["good", "short"], "run": ["good2", "text"]}.items():
+        (src / cls).mkdir(parents=True)
+        for name in names:
+            (src / cls / f"{name}.mp4").write_bytes(open(video_dir[name], "rb").read())
+    cfg = str(ROOT / "configs/toy/rs3d_tiny.yaml")
+    # An odd stride (3) gains nothing from skippable odd frames: they are off, so an odd keyframe interval is fine.
+    assert prepare_data.main(["--cfg", cfg, str(dst), "--short-side", "32", "--keyframe-interval", "5", "--workers",
+                              "1", "DATA.PATH_TO_DATA_DIR", str(src), "DATA.NUM_FRAMES", "8", "DATA.SAMPLING_RATE", "3",
+                              "DATA.FOLDER_VAL_FRACTION", "0.5", "DATA.TOY_DATASET", "False"]) == 0
+    out = capsys.readouterr().out
+    assert "shorter than a clip (22 frames)" in out and "run/text.mp4" in out  # (8 - 1) * 3 + 1; the failure listed
+    lines = sorted((dst / "train.csv").read_text().splitlines() + (dst / "val.csv").read_text().splitlines())
+    assert lines == ["jump/good.mp4 0", "jump/short.mp4 0", "run/good2.mp4 1"]  # the source's split, text.mp4 failed
+    assert not (dst / "test.csv").exists()  # no test/ folder: a test split would repeat val
+    assert json.loads((dst / "classnames.json").read_text()) == ["jump", "run"]
+    info = probe_video(str(dst / "jump" / "good.mp4"))
+    assert (info.height, info.width, info.ref_step) == (32, 42, 1)
+    assert {r.label for r in read_split(str(dst), "train") + read_split(str(dst), "val")} == {0, 1}
+
+    from rs3d.commands.prepare_data import parse_args
+
+    for argv in ([str(src), str(dst), "--keyframe-interval", "5"],  # default stride 2: skippable odd frames, odd GOP
+                 [str(src), str(dst), "DATA.SAMPLING_RATE", "3"],  # overrides need --cfg
+                 ["--cfg", cfg, str(dst), "DATA.PATH_TO_DATA_DIR", ""]):  # one folder, and the config names none
+        with pytest.raises(SystemExit):
+            parse_args(argv)

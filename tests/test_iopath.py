@@ -6,6 +6,7 @@ import http.server
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 
@@ -18,7 +19,7 @@ from test_training import TINY
 
 from rs3d.checkpoint import CheckpointManager, load_checkpoint
 from rs3d.checkpoint.io import save_atomic, verify_checkpoint
-from rs3d.commands import predict, test, train
+from rs3d.commands import check_data, predict, test, train
 from rs3d.config import ConfigError, load_config
 from rs3d.data.annotations import drop_or_fail_missing, read_class_folders, read_slowfast_csv
 from rs3d.data.decoders import PyAVReader, VideoDecodeError, open_video, probe_video
@@ -209,7 +210,7 @@ def test_videos_decode_through_the_handler_exactly_as_from_disk(store, tmp_path)
         open_video("rs3dtest://videos/gone.mp4")
 
 
-def test_class_folders_csvs_and_stream_facts_on_the_handler(store, toy_dir):
+def test_class_folders_csvs_and_stream_facts_on_the_handler(store, toy_dir, capsys):
     upload_folder(os.path.join(toy_dir, "videos"), "rs3dtest://data/videos")
     records, names = read_class_folders("rs3dtest://data/videos", "train")
     local, local_names = read_class_folders(os.path.join(toy_dir, "videos"), "train")
@@ -221,6 +222,10 @@ def test_class_folders_csvs_and_stream_facts_on_the_handler(store, toy_dir):
     assert drop_or_fail_missing(csv) == csv and csv[0].path.startswith("rs3dtest://data/videos/train/")
     save_metadata("rs3dtest://data/train.meta.json", [])  # the metadata file itself lives on the handler
     assert load_metadata("rs3dtest://data/train.meta.json", [r.path for r in csv]) == {}
+    # rs3d-check-data on the handler: its worker processes (forkserver) get the parent's handler.
+    assert check_data.main(["rs3dtest://data/videos", "--split", "val", "--workers", "1", "--num-frames", "4"]) == 0
+    assert re.search(r"\| ok +\| 8 +\|", capsys.readouterr().out)
+    assert len(paths.read_text("rs3dtest://data/videos/val.clean.csv").splitlines()) == 8
 
 
 # ---------------------------------------------------------------- a whole run on the handler

@@ -79,8 +79,9 @@ def add_data_tool_arguments(parser: argparse.ArgumentParser, positional: str, he
 def parse_data_tool(parser: argparse.ArgumentParser, argv: Sequence[str] | None, most: int
                     ) -> tuple[argparse.Namespace, list[str], CfgNode]:
     """Parse a data tool's command line: (arguments, at most ``most`` positional folders, config). Without
-    ``--cfg`` the config holds the defaults and overrides are refused."""
-    args = parser.parse_args(argv)
+    ``--cfg`` the config holds the defaults and overrides are refused. Options may come between the folders and
+    the overrides (``DST --workers 4 DATA.SAMPLING_RATE 3``)."""
+    args = parser.parse_intermixed_args(argv)
     positional, overrides = split_overrides(args.items)
     if len(positional) > most:
         parser.error(f"at most {most} folder{'s' if most > 1 else ''} expected, got {' '.join(positional)}")
