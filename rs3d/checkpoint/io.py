@@ -45,7 +45,7 @@ def save_atomic(obj: Any, path: str, checksum: bool = False) -> None:
     rot) without unpickling anything.
     """
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    torch.save(obj, buffer)  # in memory; the bytes then go through atomic_open (any handler)
     data = buffer.getbuffer()
     with atomic_open(path, "wb") as f:
         f.write(data)

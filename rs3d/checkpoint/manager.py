@@ -54,9 +54,11 @@ class CheckpointManager:
 
     def all(self) -> list[str]:
         """Checkpoint files, oldest first (temporary files and ``.sha256`` markers never match)."""
-        if not paths.isdir(self.folder):
+        try:
+            names = paths.ls(self.folder)
+        except (FileNotFoundError, NotADirectoryError, NotImplementedError):  # no folder yet; a store that cannot list
             return []
-        found = [(pos, os.path.join(self.folder, name)) for name in paths.ls(self.folder)
+        found = [(pos, os.path.join(self.folder, name)) for name in names
                  if name.startswith("checkpoint_epoch_") and (pos := checkpoint_position(name))]
         return [p for _, p in sorted(found)]
 

@@ -31,7 +31,7 @@ def config_root() -> str:
     """The folder holding the shipped configs: ``rs3d/configs`` when installed, else the repository's ``configs/``."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../rs3d
     for candidate in (os.path.join(package, "configs"), os.path.join(os.path.dirname(package), "configs")):
-        if os.path.isfile(os.path.join(candidate, "Base-RS3D.yaml")):
+        if os.path.isfile(os.path.join(candidate, "Base-RS3D.yaml")):  # package files: local by construction
             return candidate
     raise UserInputError(f"the shipped configs are missing (looked in {package}/configs and ../configs); "
                          "reinstall rs3d")
@@ -41,7 +41,7 @@ def list_configs() -> dict[str, str]:
     """Every shipped config: relative name without ``.yaml`` (``kinetics400/rs3d_50``) -> absolute path."""
     root = config_root()
     found = {}
-    for folder, dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root):  # the shipped configs: package files, local by construction
         dirs.sort()
         for name in sorted(files):
             if name.endswith(".yaml") and not name.startswith("Base-"):
@@ -80,7 +80,7 @@ def find_config(name: str) -> str:
     if key in configs:
         return configs[key]
     base = os.path.join(config_root(), key + ".yaml")
-    if os.path.basename(key).startswith("Base-") and os.path.isfile(base):
+    if os.path.basename(key).startswith("Base-") and os.path.isfile(base):  # a shipped (local) file
         return base
     import difflib
 

@@ -55,7 +55,7 @@ def load_metadata(path: str, videos: Iterable[str]) -> dict[str, VideoInfo]:
         if entry is None:
             continue
         try:
-            stat = os.stat(video)
+            stat = os.stat(video)  # a local video (entries of others were left out above)
         except OSError:
             continue
         if stat.st_size == entry["size"] and abs(stat.st_mtime - entry["mtime"]) < 1e-3:

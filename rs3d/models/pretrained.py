@@ -239,7 +239,7 @@ def download_cached(url: str) -> str:
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
     path = os.path.join(folder, os.path.basename(url))
     if not os.path.isfile(path):  # torch.hub's own cache: a local folder by definition
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)  # torch.hub downloads into a local file only
         logger.info("downloading %s to %s", url, path)
         try:
             torch.hub.download_url_to_file(url, path, progress=True)

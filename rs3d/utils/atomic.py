@@ -143,7 +143,7 @@ def _staged_path(path: str) -> Iterator[str]:
         yield tmp
         if os.path.isdir(tmp):
             upload_tree(tmp, path)
-        elif os.path.exists(tmp):
+        elif os.path.exists(tmp):  # the local staging file
             upload(tmp, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -97,8 +97,10 @@ def isdir(path: str) -> bool:
 
 
 def ls(path: str) -> list[str]:
-    """Sorted names (not paths) of the entries directly in the folder ``path``."""
-    names = {os.path.basename(entry.rstrip("/")) for entry in g_pathmgr.ls(checked(path))}
+    """Sorted names (not paths) of the entries directly in the folder ``path``. Off local disk the folder is asked
+    for as ``path/`` (object stores list the keys under that prefix, folders as ``name/``)."""
+    folder = checked(path) if is_local(path) else checked(path).rstrip("/") + "/"
+    names = {os.path.basename(entry.rstrip("/")) for entry in g_pathmgr.ls(folder)}
     return sorted(name for name in names if name)
 
 

@@ -43,7 +43,7 @@ def cpu_peak_memory_mb() -> float:
     """Peak resident memory of this process. Linux's VmHWM belongs to this process image alone; ru_maxrss would
     also carry the parent's peak across the fork that starts a spawned process."""
     try:
-        with open("/proc/self/status") as f:
+        with open("/proc/self/status") as f:  # the kernel's own file, not storage
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024.0
