@@ -228,8 +228,7 @@ def test_class_folders_csvs_and_stream_facts_on_the_handler(store, toy_dir, caps
     assert len(paths.read_text("rs3dtest://data/videos/val.clean.csv").splitlines()) == 8
 
 
-# ---------------------------------------------------------------- a whole run on the handler
-@pytest.mark.slow
+# ---------------------------------------------------------------- a whole run on the handler (~3 s)
 def test_train_resume_test_and_predict_with_data_and_outputs_on_the_handler(store, toy_dir, capsys):
     upload_folder(os.path.join(toy_dir, "videos"), "rs3dtest://data/videos")
     common = ["--cfg", TOY_CFG, *TINY, "TRAIN.EVAL_PERIOD", "0", "TEST.NUM_ENSEMBLE_VIEWS", "1",
