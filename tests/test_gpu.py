@@ -5,6 +5,7 @@ Tolerances, and why: fp32 rows run with TF32 matmuls/convolutions (10-bit mantis
 bf16 rows with an 8-bit mantissa; over ~50 layers the logits then move by about 1% of their spread, and the
 gradient of a random-init network keeps its direction (cosine similarity) far better than its last bits.
 """
+import contextlib
 import os
 import socket
 
@@ -74,15 +75,24 @@ def test_training_step_matches_fp32_eager(name, setting):
     assert (params - ref_params).abs().max() < 0.05  # one step at LR 0.1 moved every weight the same way
 
 
-def test_ddp_with_nccl_in_one_process():
-    from torch.nn.parallel import DistributedDataParallel
-
+@contextlib.contextmanager
+def nccl_group():
+    """A one-process NCCL group on a free local port, destroyed afterwards."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("nccl", rank=0, world_size=1)
     try:
+        yield
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ddp_with_nccl_in_one_process():
+    from torch.nn.parallel import DistributedDataParallel
+
+    with nccl_group():
         model, clip, labels = build("rs3d_50")
         reference = {k: v.clone() for k, v in model.state_dict().items()}
         _, ref_grad, _ = step(model, clip, labels, True, True, False, True)
@@ -94,8 +104,6 @@ def test_ddp_with_nccl_in_one_process():
         torch.nn.functional.cross_entropy(logits.float(), labels, label_smoothing=0.1).backward()
         grad = torch.cat([p.grad.flatten().float() for p in model.parameters()])
         assert torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0) > 0.999
-    finally:
-        torch.distributed.destroy_process_group()
 
 
 def test_predictor_in_bf16_agrees_with_fp32(tmp_path):
@@ -137,17 +145,10 @@ def test_preemption_flag_reduced_on_nccl_without_a_step_sync():
 
     from rs3d.engine.preemption import PreemptionHook
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("nccl", rank=0, world_size=1)
-    try:
+    with nccl_group():
         hook = PreemptionHook()
         hook.trainer = SimpleNamespace(device=torch.device("cuda"), dist=SimpleNamespace(distributed=True))
         assert hook._agreed_stop() is False  # nothing pending yet; launches the first reduction
         hook.received = "SIGTERM"
         assert hook._agreed_stop() is False  # reads the reduction launched before the signal
         assert hook._agreed_stop() is True
-    finally:
-        torch.distributed.destroy_process_group()
