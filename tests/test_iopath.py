@@ -21,6 +21,7 @@ from rs3d.checkpoint import CheckpointManager, load_checkpoint
 from rs3d.checkpoint.io import save_atomic, verify_checkpoint
 from rs3d.commands import check_data, predict, test, train
 from rs3d.config import ConfigError, load_config
+from rs3d.data import load_class_names_for, load_records
 from rs3d.data.annotations import drop_or_fail_missing, read_class_folders, read_slowfast_csv
 from rs3d.data.decoders import PyAVReader, VideoDecodeError, open_video, probe_video
 from rs3d.data.metadata import load_metadata, save_metadata
@@ -220,6 +221,12 @@ def test_class_folders_csvs_and_stream_facts_on_the_handler(store, toy_dir, caps
     g_pathmgr.copy_from_local(os.path.join(toy_dir, "train.csv"), "rs3dtest://data/train.csv")
     csv = read_slowfast_csv("rs3dtest://data/train.csv", "rs3dtest://data")
     assert drop_or_fail_missing(csv) == csv and csv[0].path.startswith("rs3dtest://data/videos/train/")
+    # A CSV dataset whose DATA.PATH_TO_DATA_DIR is on the handler, as the loaders read it.
+    g_pathmgr.copy_from_local(os.path.join(toy_dir, "classnames.json"), "rs3dtest://data/classnames.json")
+    cfg = load_config(TOY_CFG, [*TINY, "DATA.PATH_TO_DATA_DIR", "rs3dtest://data"])
+    assert [r.path for r in load_records(cfg, "train")] == [r.path for r in csv]
+    local_cfg = load_config(TOY_CFG, [*TINY, "DATA.PATH_TO_DATA_DIR", toy_dir])
+    assert load_class_names_for(cfg) == load_class_names_for(local_cfg) and len(local_names) == 8
     save_metadata("rs3dtest://data/train.meta.json", [])  # the metadata file itself lives on the handler
     assert load_metadata("rs3dtest://data/train.meta.json", [r.path for r in csv]) == {}
     # rs3d-check-data on the handler: its worker processes (forkserver) get the parent's handler.

@@ -31,6 +31,7 @@ from rs3d.data.metadata import load_metadata, metadata_path
 from rs3d.data.samplers import EpochSampler
 from rs3d.data.sampling import ClipSpec
 from rs3d.data.transforms import TestClipTransform, TrainClipTransform
+from rs3d.utils import paths
 from rs3d.utils.class_folders import is_class_folder_dataset
 
 SPLITS = ("train", "val", "test")
@@ -61,14 +62,14 @@ def load_class_names_for(cfg: CfgNode) -> list[str]:
     if cfg.MODEL.NUM_CLASSES == 0:
         raise ConfigError(f"MODEL.NUM_CLASSES: 0 (as many as the data has), but {data_dir} names no classes: give "
                           "MODEL.NUM_CLASSES, a classnames.json or a folder of class folders")
-    if not os.path.isfile(names_file) and not cfg.DATA.CLASS_NAMES_FILE and is_class_folder_dataset(data_dir):
+    if not paths.isfile(names_file) and not cfg.DATA.CLASS_NAMES_FILE and is_class_folder_dataset(data_dir):
         names_file = data_dir
         names = read_class_folders(data_dir, "train", cfg.DATA.FOLDER_VAL_FRACTION)[1]
-    elif os.path.isfile(names_file):
+    elif paths.isfile(names_file):
         names = load_class_names(names_file)
     else:
         train_csv = os.path.join(data_dir, "train.csv")
-        if cfg.DATA.CLASS_NAMES_FILE or not (os.path.isfile(train_csv) and is_kinetics_csv(train_csv)):
+        if cfg.DATA.CLASS_NAMES_FILE or not (paths.isfile(train_csv) and is_kinetics_csv(train_csv)):
             raise AnnotationError(f"{names_file}: class names file not found")
         names = kinetics_class_names(train_csv)
     if len(names) != cfg.MODEL.NUM_CLASSES:
@@ -82,13 +83,13 @@ def load_records(cfg: CfgNode, split: str) -> list[VideoRecord]:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     data_dir = prepare_data_dir(cfg)
     csv_path = os.path.join(data_dir, f"{split}.csv")
-    if not os.path.isfile(csv_path) and is_class_folder_dataset(data_dir):
+    if not paths.isfile(csv_path) and is_class_folder_dataset(data_dir):
         records, names = read_class_folders(data_dir, split, cfg.DATA.FOLDER_VAL_FRACTION)
         if len(names) != cfg.MODEL.NUM_CLASSES:
             raise ConfigError(f"MODEL.NUM_CLASSES: {cfg.MODEL.NUM_CLASSES}, but {data_dir} has {len(names)} class "
                               "folders (MODEL.NUM_CLASSES 0 takes the count from the data)")
         return drop_or_fail_missing(records, cfg.DATA.MISSING_FILES)
-    if not os.path.isfile(csv_path):
+    if not paths.isfile(csv_path):
         raise AnnotationError(f"{csv_path}: annotation file not found")
     prefix = cfg.DATA.PATH_PREFIX or data_dir
     if is_kinetics_csv(csv_path):
