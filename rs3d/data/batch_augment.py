@@ -82,6 +82,7 @@ class BatchAugment:
         self._ops = policy_ops(policy)
         self._torchvision = RandAugment()  # default nearest interpolation and fill 0, as the worker path's
         self._plans: dict[tuple, torch.Tensor] = {}
+        self._fills: dict[torch.device, torch.Tensor] = {}
 
     def __call__(self, video: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
         """(N, T, H, W, 3) uint8 clips (the loader's layout in this mode) and their encoded draws ->
@@ -98,9 +99,10 @@ class BatchAugment:
                 if op >= 0:
                     groups.setdefault((op, value), []).append(k)
             for (op, value), members in groups.items():
-                index = torch.tensor(members, device=x.device)
+                # Host tensors copied with non_blocking: a blocking copy would wait for the device each time.
+                index = torch.tensor(members).to(x.device, non_blocking=True)
                 group = x.index_select(0, index)
-                box = boxes[members, layer].to(x.device) if self._ops[op] == "Cutout" else None
+                box = boxes[members, layer].to(x.device, non_blocking=True) if self._ops[op] == "Cutout" else None
                 x.index_copy_(0, index, self._apply(group, self._ops[op], value, box))
         return x.transpose(1, 2).contiguous()
 
@@ -124,7 +126,9 @@ class BatchAugment:
                 self._plans.pop(next(iter(self._plans)))
             source = torch.from_numpy(source_pixels(op, magnitude, height, width)).view(-1)
             self._plans[key] = torch.where(source < 0, height * width, source).to(clips.device)
-        fill = torch.from_numpy(_fill_values(None, 3)).to(clips.device)  # torchvision's fill (0), as it rounds it
+        if clips.device not in self._fills:  # torchvision's fill (0), as it rounds it
+            self._fills[clips.device] = torch.from_numpy(_fill_values(None, 3)).to(clips.device)
+        fill = self._fills[clips.device]
         planes = clips.reshape(-1, 3, height * width)
         padded = torch.cat([planes, fill.view(1, -1, 1).expand(len(planes), 3, 1)], dim=2)
         return padded.index_select(2, self._plans[key]).view(clips.shape)
