@@ -11,8 +11,8 @@ class ClipBatch(TypedDict, total=False):
 
     Keys:
         video: uint8 clips. Training ``(N * K, 3, T, H, W)`` (K clips per video, flattened); testing
-            ``(N, V, 3, T, H, W)`` with V views per video. Training with DATA.AUGMENT_ON_DEVICE: cropped, not yet
-            augmented ``(N * K, T, H, W, 3)`` (see :mod:`rs3d.data.batch_augment`).
+            ``(N, V, 3, T, H, W)`` with V views per video. Training with DATA.AUGMENT_ON_DEVICE: a list of N * K
+            crops, ``(T, h, w, 3)`` each, not yet resized or augmented (see :mod:`rs3d.data.batch_augment`).
         label: int64 class per row of ``video``.
         index: int64 position of each row's video in the dataset (its annotation order).
         failures: ``(path, reason)`` of every video that could not be decoded while making this batch (training
@@ -22,7 +22,7 @@ class ClipBatch(TypedDict, total=False):
         valid: testing only, bool per video: False where the video could not be decoded (its clips are zeros).
     """
 
-    video: Tensor
+    video: Tensor | list[Tensor]
     label: Tensor
     index: Tensor
     failures: list[tuple[str, str]]

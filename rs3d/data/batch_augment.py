@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 
 import torch
 from torchvision.transforms.v2 import RandAugment
+from torchvision.transforms.v2 import functional as F
 
 from rs3d.data.randaugment import _fill_values, source_pixels
 from rs3d.data.randaugment_tf import TF_OPS
 from rs3d.data.randaugment_tf_torch import tf_batch_op
 
-__all__ = ["AugmentDraws", "BatchAugment", "encode_draws", "policy_ops"]
+__all__ = ["AugmentDraws", "BatchAugment", "encode_draws", "policy_ops", "resize_crop"]
 
 _TV_OPS = tuple(RandAugment._AUGMENTATION_SPACE)
 _TV_GEOMETRIC = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"})
@@ -67,6 +68,14 @@ def encode_draws(draws: Sequence[AugmentDraws], policy: str, layers: int) -> dic
     return {"flip": torch.tensor([d.flip for d in draws], dtype=torch.bool), "op": op, "value": value, "box": box}
 
 
+def resize_crop(clip: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """A (T, 3, h, w) crop resized to crop_size x crop_size (antialiased; none when it already has that size): the
+    workers' last step on the worker path, the device's first under DATA.AUGMENT_ON_DEVICE."""
+    if tuple(clip.shape[-2:]) != (crop_size, crop_size):
+        clip = F.resize(clip, [crop_size, crop_size], antialias=True)
+    return clip
+
+
 class BatchAugment:
     """Apply encoded draws to a batch of cropped uint8 clips on its device; see the module docstring.
 
@@ -84,10 +93,16 @@ class BatchAugment:
         self._plans: dict[tuple, torch.Tensor] = {}
         self._fills: dict[torch.device, torch.Tensor] = {}
 
-    def __call__(self, video: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(N, T, H, W, 3) uint8 clips (the loader's layout in this mode) and their encoded draws ->
-        augmented (N, 3, T, H, W) uint8 on the device of ``video``, the worker path's layout."""
-        x = video.permute(0, 1, 4, 2, 3).contiguous()  # (N, T, 3, H, W): planes, as the kernels want them
+    def __call__(self, video: torch.Tensor | Sequence[torch.Tensor], draws: dict[str, torch.Tensor],
+                 device: torch.device | str | None = None, crop_size: int | None = None) -> torch.Tensor:
+        """Clips and their encoded draws -> augmented (N, 3, T, crop, crop) uint8 on ``device``, the worker path's
+        layout. ``video``: the loader's N crops in this mode, (T, h, w, 3) uint8 each and of any size, resized to
+        ``crop_size`` here; or (N, T, crop, crop, 3) already resized."""
+        if isinstance(video, torch.Tensor):
+            x = video.to(device or video.device, non_blocking=True).permute(0, 1, 4, 2, 3).contiguous()
+        else:  # (N, T, 3, crop, crop): planes, as the kernels want them
+            x = torch.stack([resize_crop(clip.to(device, non_blocking=True).permute(0, 3, 1, 2), crop_size)
+                             for clip in video]).contiguous()
         flips = torch.nonzero(draws["flip"].cpu()).view(-1)  # host-side draws: no device synchronisation
         if len(flips):
             index = flips.to(x.device, non_blocking=True)

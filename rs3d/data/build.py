@@ -207,17 +207,17 @@ class TrainInputs:
     """A training batch -> the model's input on the device: the batch's flip and RandAugment applied there first
     under DATA.AUGMENT_ON_DEVICE (:class:`BatchAugment`), then normalisation (:class:`ClipNormalizer`)."""
 
-    def __init__(self, normalizer: ClipNormalizer, augment: BatchAugment | None = None):
-        self.normalizer, self.augment = normalizer, augment
+    def __init__(self, normalizer: ClipNormalizer, augment: BatchAugment | None = None, crop_size: int = 224):
+        self.normalizer, self.augment, self.crop_size = normalizer, augment, crop_size
 
     @classmethod
     def from_config(cls, cfg: CfgNode, device: torch.device | str = "cpu", channels_last: bool = False):
         d = cfg.DATA
         augment = BatchAugment(d.RANDAUGMENT_POLICY, d.RANDAUGMENT_MAGNITUDE) if d.AUGMENT_ON_DEVICE else None
-        return cls(ClipNormalizer.from_config(cfg, device, channels_last), augment)
+        return cls(ClipNormalizer.from_config(cfg, device, channels_last), augment, d.TRAIN_CROP_SIZE)
 
     def __call__(self, batch: ClipBatch) -> torch.Tensor:
         video = batch["video"]
         if self.augment is not None:
-            video = self.augment(video.to(self.normalizer.device, non_blocking=True), batch["augment"])
+            video = self.augment(video, batch["augment"], self.normalizer.device, self.crop_size)
         return self.normalizer(video)

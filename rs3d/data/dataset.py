@@ -165,7 +165,8 @@ class TrainClipDataset(_VideoSource):
 
     Indexed by ``(epoch, index)`` (see :class:`~rs3d.data.samplers.EpochSampler`) or a plain index
     (epoch 0); the random draws of a sample depend only on (seed, epoch, index). With ``augment_on_device``
-    the clips come back cropped but not augmented, as (K, T, crop, crop, 3), with their draws under ``augment``
+    the clips come back cropped but not resized or augmented, as a list of K (T, h, w, 3) crops, with their draws
+    under ``augment``
     (see :mod:`rs3d.data.batch_augment`); the draws are the same either way.
     """
 
@@ -209,13 +210,12 @@ class TrainClipDataset(_VideoSource):
 
         frames, positions = self.decode(path, size, choose)
         scale = (frames.shape[-2] / info.height, frames.shape[-1] / info.width)
-        if self.augment_on_device:  # (K, T, crop, crop, 3) crops and their draws, for BatchAugment
+        if self.augment_on_device:  # K (T, h, w, 3) crops of any size and their draws, for BatchAugment
             clips = [self.transform.cut(_take(frames, pos), box, scale) for pos, box in zip(positions, boxes)]
-            draws = self.transform.encode([self.transform.draw(len(pos)) for pos in positions])
-        else:  # (K, 3, T, crop, crop) augmented clips
-            clips = [self.transform(_take(frames, pos), box, scale) for pos, box in zip(positions, boxes)]
-            draws = None
-        return (clips[0].unsqueeze(0) if len(clips) == 1 else torch.stack(clips)), draws
+            return clips, self.transform.encode([self.transform.draw(len(pos)) for pos in positions])
+        # (K, 3, T, crop, crop) augmented clips
+        clips = [self.transform(_take(frames, pos), box, scale) for pos, box in zip(positions, boxes)]
+        return (clips[0].unsqueeze(0) if len(clips) == 1 else torch.stack(clips)), None
 
 
 class TestClipDataset(_VideoSource):
@@ -277,10 +277,10 @@ def collate_clips(samples: list[dict[str, Any]]) -> ClipBatch:
     if "valid" in samples[0]:  # test: (N, views, 3, T, H, W), one row per video
         batch.update(video=torch.stack(videos), label=labels, index=indices,
                      valid=torch.tensor([s["valid"] for s in samples]))
-    else:  # train: (N * K, 3, T, H, W)
-        per_video = videos[0].shape[0]
-        batch.update(video=torch.cat(videos), label=labels.repeat_interleave(per_video),
-                     index=indices.repeat_interleave(per_video))
+    else:  # train: (N * K, 3, T, H, W), or a list of N * K crops under DATA.AUGMENT_ON_DEVICE
+        per_video = len(videos[0])
+        video = [clip for clips in videos for clip in clips] if isinstance(videos[0], list) else torch.cat(videos)
+        batch.update(video=video, label=labels.repeat_interleave(per_video), index=indices.repeat_interleave(per_video))
         if "augment" in samples[0]:  # DATA.AUGMENT_ON_DEVICE: the clips' draws, concatenated like the clips
             batch["augment"] = {key: torch.cat([s["augment"][key] for s in samples]) for key in samples[0]["augment"]}
     return batch

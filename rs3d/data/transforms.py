@@ -19,7 +19,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from rs3d.data.batch_augment import AugmentDraws, encode_draws
+from rs3d.data.batch_augment import AugmentDraws, encode_draws, resize_crop
 from rs3d.data.randaugment import FastRandAugment
 from rs3d.data.randaugment_tf import TFRandAugment
 
@@ -50,15 +50,17 @@ def decode_scale(boxes: list[Box], crop_size: int) -> tuple[float, float]:
 
 def cut_clip(frames: torch.Tensor, box: Box, scale: tuple[float, float], crop_size: int) -> torch.Tensor:
     """Crop ``box`` (displayed coordinates) out of frames decoded at ``scale`` and resize to crop_size."""
+    return resize_crop(crop_region(frames, box, scale, crop_size), crop_size)
+
+
+def crop_region(frames: torch.Tensor, box: Box, scale: tuple[float, float], crop_size: int) -> torch.Tensor:
+    """The pixels of ``box`` (displayed coordinates, snapped to whole pixels) in frames decoded at ``scale``: a view."""
     height, width = frames.shape[-2:]
     h = _snap(box.height * scale[0], crop_size, height)
     w = _snap(box.width * scale[1], crop_size, width)
     top = min(max(int(round(box.top * scale[0])), 0), height - h)
     left = min(max(int(round(box.left * scale[1])), 0), width - w)
-    clip = frames[..., top:top + h, left:left + w]
-    if (h, w) != (crop_size, crop_size):
-        clip = F.resize(clip, [crop_size, crop_size], antialias=True)
-    return clip
+    return frames[..., top:top + h, left:left + w]
 
 
 def _snap(length: float, crop_size: int, limit: int) -> int:
@@ -119,10 +121,10 @@ class TrainClipTransform:
         return self.apply(clip, self.draw(len(frames))).permute(1, 0, 2, 3).contiguous()
 
     def cut(self, frames: torch.Tensor, box: Box, scale: tuple[float, float]) -> torch.Tensor:
-        """The crop of ``box`` resized to the crop size, unaugmented, as (T, crop, crop, 3) uint8: what workers
-        return under DATA.AUGMENT_ON_DEVICE (the decoder's interleaved layout, so no planar copy here)."""
-        clip = cut_clip(frames, box, scale, self.crop_size)
-        return clip.permute(0, 2, 3, 1).contiguous()
+        """The pixels of ``box``, not yet resized or augmented, as a compact (T, h, w, 3) uint8 copy: what workers
+        return under DATA.AUGMENT_ON_DEVICE (the decoder's interleaved layout, so no planar copy here; the resize to
+        the crop size runs on the device, :func:`resize_crop`)."""
+        return crop_region(frames, box, scale, self.crop_size).permute(0, 2, 3, 1).contiguous()
 
     def draw(self, num_frames: int) -> AugmentDraws:
         """Every random draw of one clip after its box, in the order the worker path makes them: the flip (as

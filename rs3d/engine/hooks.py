@@ -92,7 +92,8 @@ class PreciseBNHook(HookBase):
                 yield t.train_inputs(batch)
 
         with torch.no_grad(), autocast(t.device, t.amp_dtype):
-            update_bn_stats(t.model, inputs(), self.num_batches)
+            # fvcore asserts when the loader ends first: a small split gives what it has (one pass).
+            update_bn_stats(t.model, inputs(), min(self.num_batches, len(t.train_loader)))
 
 
 class EvalHook(HookBase):

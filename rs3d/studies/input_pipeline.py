@@ -27,7 +27,7 @@ def loader_clips_per_s(cfg: CfgNode, workers: int, batches: int, warmup: int = 2
         next(stream)
     start, clips = time.perf_counter(), 0
     for _ in range(batches):
-        clips += next(stream)["video"].shape[0]
+        clips += len(next(stream)["label"])
     seconds = time.perf_counter() - start
     stream.close()
     return clips / max(seconds, 1e-9)
