@@ -299,7 +299,7 @@ def measure_train(originals: Sequence[str], prepared: Sequence[str], clips: int,
         dataset = RecordingTrainDataset(_records(paths), setting.spec, train_transform(setting), backends=("decord",),
                                         seed=seed, augment_on_device=True)
         dataset.preload_info({p: probe_video(p) for p in paths})
-        name = "rs3d train, DATA.AUGMENT_ON_DEVICE: worker part (decode + crop; flip, RandAugment on the device)"
+        name = "rs3d train, DATA.AUGMENT_ON_DEVICE: worker part (decode + crop; resize, flip, RandAugment on the device)"
         streams.append((dataset, False, Timing("1d" if label == "original" else "5d", name, label), []))
     with single_thread():
         for step, item in enumerate(items):
