@@ -152,3 +152,21 @@ def test_preemption_flag_reduced_on_nccl_without_a_step_sync():
         hook.received = "SIGTERM"
         assert hook._agreed_stop() is False  # reads the reduction launched before the signal
         assert hook._agreed_stop() is True
+
+
+def test_batch_augment_resizes_crops_of_any_size_on_cuda():
+    """The loader's unresized crops, resized on the GPU: torch's CPU kernel resizes uint8 in fixed point, the CUDA
+    path in float, so pixels may differ by a few levels (max 3, mean < 0.5); the augmentation after it is exact."""
+    from rs3d.data.batch_augment import BatchAugment
+    from rs3d.data.transforms import TrainClipTransform
+
+    transform = TrainClipTransform(112, flip_prob=0.5, randaug_layers=0)
+    torch.manual_seed(0)
+    crops = [torch.randint(0, 256, (8, int(h), int(w), 3), dtype=torch.uint8)
+             for h, w in torch.randint(60, 250, (16, 2))]
+    draws = transform.encode([transform.draw(8) for _ in crops])
+    augment = BatchAugment("tf", 10)
+    cpu = augment(crops, draws, "cpu", 112)
+    gpu = augment(crops, draws, "cuda", 112).cpu()
+    difference = (gpu.int() - cpu.int()).abs()
+    assert difference.max() <= 3 and difference.float().mean() < 0.5
