@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 
 from torch.utils.data import DataLoader
+from torch.utils.data._utils import signal_handling
 
 from rs3d.utils import paths
 from rs3d.utils.appending import append_text
@@ -22,6 +23,15 @@ from rs3d.utils.errors import RunStoppedError
 
 logger = logging.getLogger("rs3d")
 _PIDS = re.compile(r"DataLoader worker \(pids?(?:\(s\))? ([\d, ]+)\)")
+
+
+def keep_worker_deaths_synchronous() -> None:
+    """Stop torch from installing its SIGCHLD handler, which raises a worker's death as a RuntimeError wherever the
+    main process happens to be, e.g. halfway through an optimizer step (seen in CI), where nothing can recover.
+    Without it the loader notices the dead worker itself when asked for a batch (within its 5 s status check),
+    inside :meth:`LoaderGuard.batches`. torch has no public switch for this; its module flag says "already set"."""
+    if not signal_handling._SIGCHLD_handler_set:
+        signal_handling._SIGCHLD_handler_set = True
 
 
 class LoaderCrashError(RunStoppedError):
@@ -40,6 +50,7 @@ class LoaderGuard:
 
     def __init__(self, loader: DataLoader, record_file: str, max_crashes: int = 10):
         self.loader, self.record_file, self.max_crashes = loader, record_file, max_crashes
+        keep_worker_deaths_synchronous()
         self.crashes = 0
         for path in self._recorded():
             self._exclude(path)
