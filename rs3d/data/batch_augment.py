@@ -2,15 +2,17 @@
 
 Loader workers make every random draw of a clip exactly as the worker-side path does
 (:meth:`~rs3d.data.transforms.TrainClipTransform.draw`: the same RNG calls in the same order, so the per-sample
-seeding and exact resume hold unchanged) but only crop and resize. The draws travel with the batch as tensors
-(:func:`encode_draws`) and :class:`BatchAugment` applies them on the device: clips that share an op and argument
-form one group and the op runs once on the group's (n x T, 3, H, W) frames.
+seeding and exact resume hold unchanged) but only cut the crop box out of the decoded frames. The crops and their
+draws (:func:`encode_draws`) travel with the batch and :class:`BatchAugment` finishes on the device: the resize to
+the crop size, the flip, then RandAugment, where clips that share an op and argument form one group and the op
+runs once on the group's (n x T, 3, H, W) frames.
 
 Exactness: on the CPU the result equals the worker path bit for bit (tests/test_batch_augment.py). On a GPU, flips,
 every geometric op (a precomputed gather), Cutout, Invert, Posterize, Solarize, SolarizeAdd and Equalize are exact
 (integer work or copies); the float colour ops (Brightness, Color, Contrast, Sharpness, AutoContrast) may differ
 by one level on a few pixels where a CUDA kernel contracts a multiply-add into an FMA or sums a mean in another
-order (checked against the CPU in tests/test_gpu.py).
+order; the antialiased resize (fixed point on the CPU, float on CUDA) by up to 3 levels (both checked against the
+CPU in tests/test_gpu.py).
 """
 from __future__ import annotations
 
@@ -21,15 +23,14 @@ import torch
 from torchvision.transforms.v2 import RandAugment
 from torchvision.transforms.v2 import functional as F
 
-from rs3d.data.randaugment import _fill_values, source_pixels
+from rs3d.data.randaugment import source_pixels
 from rs3d.data.randaugment_tf import TF_OPS
-from rs3d.data.randaugment_tf_torch import tf_batch_op
+from rs3d.data.randaugment_tf_torch import gather_through_plan, tf_batch_op
 
 __all__ = ["AugmentDraws", "BatchAugment", "encode_draws", "policy_ops", "resize_crop"]
 
 _TV_OPS = tuple(RandAugment._AUGMENTATION_SPACE)
 _TV_GEOMETRIC = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"})
-_PLAN_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,6 @@ class BatchAugment:
         self.fill = None if policy == "tf_reflect" else 128
         self._ops = policy_ops(policy)
         self._torchvision = RandAugment()  # default nearest interpolation and fill 0, as the worker path's
-        self._plans: dict[tuple, torch.Tensor] = {}
-        self._fills: dict[torch.device, torch.Tensor] = {}
 
     def __call__(self, video: torch.Tensor | Sequence[torch.Tensor], draws: dict[str, torch.Tensor],
                  device: torch.device | str | None = None, crop_size: int | None = None) -> torch.Tensor:
@@ -133,17 +132,8 @@ class BatchAugment:
         return out.reshape(clips.shape)
 
     def _gather(self, clips: torch.Tensor, op: str, magnitude: float) -> torch.Tensor:
-        """torchvision's nearest-neighbour geometric op as one gather (exact on every device)."""
+        """torchvision's nearest-neighbour geometric op as one gather (exact on every device); outside the frame
+        torchvision's default fill, 0."""
         height, width = clips.shape[-2:]
-        key = (op, magnitude, height, width, clips.device)
-        if key not in self._plans:
-            if len(self._plans) >= _PLAN_CACHE_SIZE:
-                self._plans.pop(next(iter(self._plans)))
-            source = torch.from_numpy(source_pixels(op, magnitude, height, width)).view(-1)
-            self._plans[key] = torch.where(source < 0, height * width, source).to(clips.device)
-        if clips.device not in self._fills:  # torchvision's fill (0), as it rounds it
-            self._fills[clips.device] = torch.from_numpy(_fill_values(None, 3)).to(clips.device)
-        fill = self._fills[clips.device]
-        planes = clips.reshape(-1, 3, height * width)
-        padded = torch.cat([planes, fill.view(1, -1, 1).expand(len(planes), 3, 1)], dim=2)
-        return padded.index_select(2, self._plans[key]).view(clips.shape)
+        return gather_through_plan(clips, ("torchvision", op, magnitude),
+                                   lambda: source_pixels(op, magnitude, height, width), 0)

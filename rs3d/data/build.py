@@ -204,8 +204,8 @@ class ClipNormalizer:
 
 
 class TrainInputs:
-    """A training batch -> the model's input on the device: the batch's flip and RandAugment applied there first
-    under DATA.AUGMENT_ON_DEVICE (:class:`BatchAugment`), then normalisation (:class:`ClipNormalizer`)."""
+    """A training batch -> the model's input on the device: under DATA.AUGMENT_ON_DEVICE the crops' resize, flip and
+    RandAugment there first (:class:`BatchAugment`), then normalisation (:class:`ClipNormalizer`)."""
 
     def __init__(self, normalizer: ClipNormalizer, augment: BatchAugment | None = None, crop_size: int = 224):
         self.normalizer, self.augment, self.crop_size = normalizer, augment, crop_size

@@ -24,6 +24,8 @@ Equalize's int64 histogram indices, Sharpness's float64 pixels) grow with N: the
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -218,15 +220,31 @@ def _sharpness(videos: torch.Tensor, factor: float) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------- geometric ops
 def _geometric(videos: torch.Tensor, op: str, argument: float, fill: int | None) -> torch.Tensor:
-    """Rotate (degrees), ShearX/Y (level) or TranslateX/Y (pixels): one gather through a cached plan whose index
-    H*W is a fill column (gray ``fill``; unused when mirroring)."""
+    """Rotate (degrees), ShearX/Y (level) or TranslateX/Y (pixels) through a cached gather plan (gray ``fill``
+    outside the frame; mirrored when ``fill`` is None)."""
     height, width = videos.shape[-2:]
-    key = (op, argument, height, width, fill is None, videos.device)
+    return gather_through_plan(videos, ("tf", op, argument, fill is None),
+                               lambda: _source_pixels(op, argument, height, width, reflect=fill is None),
+                               128 if fill is None else fill)
+
+
+def gather_through_plan(videos: torch.Tensor, key: tuple, source: Callable[[], np.ndarray],
+                        fill: int) -> torch.Tensor:
+    """A nearest-neighbour geometric op on (..., H, W) uint8 planes as one gather (exact on every device).
+
+    Args:
+        videos: the planes, on any device.
+        key: what identifies the op and its argument (the frame size and device are added).
+        source: makes the (H, W) flat source pixel of every output pixel (-1 = outside) on a cache miss.
+        fill: the value of pixels from outside the frame (an extra column the plan points at).
+    """
+    height, width = videos.shape[-2:]
+    key = (*key, height, width, videos.device)
     if key not in _PLANS:
         if len(_PLANS) >= _PLAN_CACHE_SIZE:
             _PLANS.pop(next(iter(_PLANS)))
-        source = _source_pixels(op, argument, height, width, reflect=fill is None).reshape(-1)
-        _PLANS[key] = torch.from_numpy(np.where(source < 0, height * width, source)).to(videos.device)
-    planes = videos.view(-1, height * width)
-    padded = torch.cat([planes, planes.new_full((len(planes), 1), 128 if fill is None else fill)], dim=1)
+        flat = source().reshape(-1)
+        _PLANS[key] = torch.from_numpy(np.where(flat < 0, height * width, flat)).to(videos.device)
+    planes = videos.reshape(-1, height * width)
+    padded = torch.cat([planes, planes.new_full((len(planes), 1), fill)], dim=1)
     return padded.index_select(1, _PLANS[key]).view(videos.shape)
