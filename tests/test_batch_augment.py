@@ -59,7 +59,7 @@ def test_every_op_of_each_policy_matches():
                 value = sign * 0.25 if policy == "torchvision" else sign
                 box = (0, 1 + k % 3, k, 20, 2 * k, 24) if op == "Cutout" else None
                 draws.append(AugmentDraws(bool(k == 3), ((op, value, box),)))
-            out = BatchAugment(policy, magnitude)(crops, encode_draws(draws, policy, 1))
+            out = BatchAugment(policy, magnitude)(crops, encode_draws(draws, policy, 1), "cpu", 24)
             for k, d in enumerate(draws):
                 planar = crops[k].permute(0, 3, 1, 2).contiguous()
                 expected = transform.apply(planar, d).permute(1, 0, 2, 3)

@@ -133,8 +133,8 @@ def test_batch_augment_on_cuda_matches_the_cpu(policy, magnitude):
     crops = torch.randint(0, 256, (32, 8, 112, 112, 3), dtype=torch.uint8)
     draws = transform.encode([transform.draw(8) for _ in range(32)])
     augment = BatchAugment(policy, magnitude)
-    cpu = augment(crops, draws)
-    gpu = augment(crops.cuda(), draws).cpu()
+    cpu = augment(crops, draws, "cpu", 112)
+    gpu = augment(crops.cuda(), draws, "cuda", 112).cpu()
     difference = (gpu.int() - cpu.int()).abs()
     assert difference.max() <= 1 and (difference > 0).float().mean() < 1e-3
 

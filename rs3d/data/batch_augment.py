@@ -92,16 +92,12 @@ class BatchAugment:
         self._ops = policy_ops(policy)
         self._torchvision = RandAugment()  # default nearest interpolation and fill 0, as the worker path's
 
-    def __call__(self, video: torch.Tensor | Sequence[torch.Tensor], draws: dict[str, torch.Tensor],
-                 device: torch.device | str | None = None, crop_size: int | None = None) -> torch.Tensor:
-        """Clips and their encoded draws -> augmented (N, 3, T, crop, crop) uint8 on ``device``, the worker path's
-        layout. ``video``: the loader's N crops in this mode, (T, h, w, 3) uint8 each and of any size, resized to
-        ``crop_size`` here; or (N, T, crop, crop, 3) already resized."""
-        if isinstance(video, torch.Tensor):
-            x = video.to(device or video.device, non_blocking=True).permute(0, 1, 4, 2, 3).contiguous()
-        else:  # (N, T, 3, crop, crop): planes, as the kernels want them
-            x = torch.stack([resize_crop(clip.to(device, non_blocking=True).permute(0, 3, 1, 2), crop_size)
-                             for clip in video]).contiguous()
+    def __call__(self, video: Sequence[torch.Tensor], draws: dict[str, torch.Tensor], device: torch.device | str,
+                 crop_size: int) -> torch.Tensor:
+        """The loader's N crops in this mode ((T, h, w, 3) uint8 each, of any size) and their encoded draws ->
+        resized and augmented (N, 3, T, crop_size, crop_size) uint8 on ``device``, the worker path's layout."""
+        x = torch.stack([resize_crop(clip.to(device, non_blocking=True).permute(0, 3, 1, 2), crop_size)
+                         for clip in video]).contiguous()  # (N, T, 3, crop, crop): planes, as the kernels want them
         flips = torch.nonzero(draws["flip"].cpu()).view(-1)  # host-side draws: no device synchronisation
         if len(flips):
             index = flips.to(x.device, non_blocking=True)
