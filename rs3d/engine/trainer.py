@@ -24,7 +24,7 @@ from rs3d.checkpoint.manager import CheckpointManager
 from rs3d.checkpoint.rng import rng_state, set_rng_state
 from rs3d.checkpoint.weights import load_weights
 from rs3d.config import ConfigError
-from rs3d.data import ClipNormalizer, SkipTracker, TrainInputs, build_loader, load_class_names_for
+from rs3d.data import SkipTracker, TrainInputs, build_loader, load_class_names_for
 from rs3d.data.batch import ClipBatch
 from rs3d.engine.compile import compile_training_net
 from rs3d.engine.debug_hooks import CrashAtStepHook
@@ -137,8 +137,8 @@ class Trainer(TrainerBase):
         self.ema = ModelEma(self.model, cfg.SOLVER.EMA_DECAY) if cfg.SOLVER.EMA_DECAY > 0 else None
         self.amp_dtype = autocast_dtype(cfg.TRAIN.MIXED_PRECISION, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.normalizer = ClipNormalizer.from_config(cfg, self.device, cfg.TRAIN.CHANNELS_LAST)
         self.train_inputs = TrainInputs.from_config(cfg, self.device, cfg.TRAIN.CHANNELS_LAST)
+        self.normalizer = self.train_inputs.normalizer  # validation normalises alike
         self.skips = SkipTracker()
         self.monitor = Monitor(cfg.OUTPUT_DIR, self.dist.is_main)
         self.checkpoints = CheckpointManager(os.path.join(cfg.OUTPUT_DIR, "checkpoints"), cfg.TRAIN.KEEP_CHECKPOINTS)
