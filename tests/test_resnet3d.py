@@ -6,14 +6,9 @@ from torch import nn
 
 from rs3d.config import ConfigError, load_config
 from rs3d.models.build import build_model
-from rs3d.models.layers import (
-    Conv3d,
-    DropPath,
-    MaxPool3d,
-    SelfGating3d,
-    SqueezeExcite3d,
-    same_padding,
-)
+from rs3d.models.conv import PaddedConv3d
+from rs3d.models.layers import DropPath, PaddedMaxPool3d, SelfGating3d, SqueezeExcite3d
+from rs3d.models.padding import same_padding
 from rs3d.models.resnet3d import (
     Bottleneck3d,
     ResNet3D,
@@ -57,7 +52,7 @@ def test_rs3d50_structure_follows_tf():
     assert [tuple(c.kernel_size) for c in (stem.conv1, stem.conv2, stem.conv3)] == [(5, 3, 3), (1, 3, 3), (1, 3, 3)]
     assert [c.out_channels for c in (stem.conv1, stem.conv2, stem.conv3)] == [32, 32, 64]
     assert tuple(stem.conv1.stride) == (2, 2, 2) and all(c.bias is None for c in (stem.conv1, stem.conv2))
-    assert isinstance(stem.pool, MaxPool3d) and stem.pool.kernel_size == (1, 3, 3) and stem.pool.stride == (1, 2, 2)
+    assert isinstance(stem.pool, PaddedMaxPool3d) and stem.pool.kernel_size == (1, 3, 3) and stem.pool.stride == (1, 2, 2)
     for i, stage in enumerate(model.stages):
         assert [b.conv1.kernel_size[0] for b in stage] == [[1, 1, 3, 3][i]] * len(stage)
         assert [isinstance(b.gate, SelfGating3d) for b in stage] == [False] * (len(stage) - 1) + [True]
@@ -131,8 +126,8 @@ def test_tf_same_padding_values():
 
 def test_tf_same_and_torch_padding_agree_in_shape_but_not_values():
     torch.manual_seed(0)
-    conv_torch = Conv3d(3, 4, (5, 3, 3), (2, 2, 2), padding="torch")
-    conv_tf = Conv3d(3, 4, (5, 3, 3), (2, 2, 2), padding="tf_same")
+    conv_torch = PaddedConv3d(3, 4, (5, 3, 3), (2, 2, 2), padding="torch")
+    conv_tf = PaddedConv3d(3, 4, (5, 3, 3), (2, 2, 2), padding="tf_same")
     conv_tf.load_state_dict(conv_torch.state_dict())
     x = torch.rand(1, 3, 8, 16, 16)
     a, b = conv_torch(x), conv_tf(x)
@@ -142,7 +137,7 @@ def test_tf_same_and_torch_padding_agree_in_shape_but_not_values():
     reference = torch.nn.functional.conv3d(torch.nn.functional.pad(x, (0, 1, 0, 1, 1, 2)), conv_torch.weight,
                                            conv_torch.bias, stride=2)
     torch.testing.assert_close(b, reference)
-    pool = MaxPool3d((3, 3, 3), (2, 2, 2), padding="tf_same")
+    pool = PaddedMaxPool3d((3, 3, 3), (2, 2, 2), padding="tf_same")
     y = -torch.rand(1, 1, 4, 4, 4)  # all negative: a zero pad would win the max, -inf must not
     assert pool(y).max() < 0
 

@@ -29,11 +29,13 @@ SPECS = {
 }
 
 
-def build(name: str, padding: str) -> tuple[ResNet3D, dict]:
+def build(name: str, padding: str, conv_impl: str = "conv3d") -> tuple[ResNet3D, dict]:
     arrays = dict(np.load(FIXTURES / f"{name}.npz"))
     model = ResNet3D(num_classes=5, stem_width=64, stem_temporal_kernel=5, stem_temporal_stride=2,
-                     self_gating=True, padding=padding, bn_eps=1e-5, **SPECS[name])
+                     self_gating=True, padding=padding, bn_eps=1e-5, conv_impl=conv_impl, **SPECS[name])
     load_tf_model_garden_weights(model, arrays)
+    if conv_impl == "lowered":  # the 2D views need channels_last_3d tensors
+        model = model.to(memory_format=torch.channels_last_3d)
     return model.eval(), arrays
 
 
@@ -43,9 +45,13 @@ def to_ncthw(array: np.ndarray) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", sorted(SPECS))
 @pytest.mark.parametrize("suffix", ["", "_odd"])
-def test_tf_same_padding_reproduces_tf_logits_and_endpoints(name, suffix):
-    model, arrays = build(name, "tf_same")
+@pytest.mark.parametrize("conv_impl", ["conv3d", "lowered"])
+def test_tf_same_padding_reproduces_tf_logits_and_endpoints(name, suffix, conv_impl):
+    model, arrays = build(name, "tf_same", conv_impl)
     clip = to_ncthw(arrays[f"input{suffix}"])
+    if conv_impl == "lowered":  # TF's NDHWC input is channels_last_3d as it comes
+        clip = torch.from_numpy(arrays[f"input{suffix}"]).permute(0, 4, 1, 2, 3)
+        assert clip.is_contiguous(memory_format=torch.channels_last_3d)
     with torch.no_grad():
         x = model.stem(clip)
         torch.testing.assert_close(x, to_ncthw(arrays[f"stem_output{suffix}"]), atol=1e-4, rtol=1e-4)

@@ -50,22 +50,25 @@ def test_identical_frames_give_timm_logits(depth):
     assert (logits - expected).abs().max() <= 1e-4
 
 
-def inflated_model(method: str) -> nn.Module:
+def inflated_model(method: str, conv_impl: str = "conv3d") -> nn.Module:
     """RS-50 with real temporal kernels (stem 5, stages 1,1,3,3), loaded from timm by inflation."""
     model = uninitialised_2d_equivalent(50, stem_temporal_kernel=5, stem_temporal_stride=2,
-                                        temporal_kernels=(1, 1, 3, 3))
+                                        temporal_kernels=(1, 1, 3, 3), conv_impl=conv_impl)
     report = inflate_2d_weights(model, randomised_timm(50).state_dict(), method=method, strict=True)
     assert report == ([], [], [])
     return model
 
 
-def test_center_inflation_keeps_logits_exactly():
+@pytest.mark.parametrize("conv_impl", ["conv3d", "lowered"])
+def test_center_inflation_keeps_logits_exactly(conv_impl):
     reference = randomised_timm(50)
-    model = inflated_model("center")
+    model = inflated_model("center", conv_impl)
     assert model.stem.conv1.weight.shape[2] == 5 and model.stages[3][0].conv1.weight.shape[2] == 3
+    memory_format = torch.channels_last_3d if conv_impl == "lowered" else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     frame = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        logits = model(frame.unsqueeze(2).expand(-1, -1, 8, -1, -1).contiguous())
+        logits = model(frame.unsqueeze(2).expand(-1, -1, 8, -1, -1).contiguous(memory_format=memory_format))
         expected = reference(frame)
     assert (logits - expected).abs().max() <= 1e-4
 

@@ -118,6 +118,8 @@ def _build_resnet3d(cfg: CfgNode) -> ResNet3D:
             padding=r.PADDING,
             bn_eps=r.BN_EPS,
             bn_momentum=r.BN_MOMENTUM,
+            conv_impl=r.CONV_IMPL,
+            fused_tail=r.FUSED_TAIL,
         )
     except ValueError as e:
         raise ConfigError(f"MODEL.RESNET3D: {e}") from None

@@ -1,70 +1,23 @@
-"""Small 3D building blocks: padded conv/pool (PyTorch or TensorFlow SAME), SE, self-gating, drop path."""
+"""Small 3D building blocks: padded max-pool (PyTorch or TensorFlow SAME), SE, self-gating, drop path, and the
+block tail that applies the last three as one per-(sample, channel) scale."""
 
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Padding = Literal["torch", "tf_same"]
-Int3 = tuple[int, int, int]
+from rs3d.models.padding import Int3, Padding, check_padding, same_padding, triple
 
 
-def triple(value: int | tuple[int, ...]) -> Int3:
-    """Expand an int to (t, h, w); pass a 3-tuple through."""
-    if isinstance(value, int):
-        return (value, value, value)
-    if len(value) != 3:
-        raise ValueError(f"expected an int or 3 values, got {value!r}")
-    return (int(value[0]), int(value[1]), int(value[2]))
-
-
-def same_padding(size: tuple[int, ...], kernel: Int3, stride: Int3) -> list[int]:
-    """TensorFlow SAME padding for the last three dims, in ``F.pad`` order (w_before, w_after, h..., t...).
-
-    Per dim: out = ceil(n / s), total = max((out - 1) * s + k - n, 0), before = total // 2, after = the rest.
-    """
-    pads: list[int] = []
-    for n, k, s in reversed(list(zip(size, kernel, stride))):
-        out = -(-n // s)
-        total = max((out - 1) * s + k - n, 0)
-        pads += [total // 2, total - total // 2]
-    return pads
-
-
-class Conv3d(nn.Conv3d):
-    """``nn.Conv3d`` with either symmetric ``k // 2`` padding ("torch") or TensorFlow SAME padding ("tf_same")."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | Int3,
-        stride: int | Int3 = 1,
-        bias: bool = False,
-        padding: Padding = "torch",
-    ) -> None:
-        kernel, strides = triple(kernel_size), triple(stride)
-        symmetric = tuple(k // 2 for k in kernel) if padding == "torch" else 0
-        super().__init__(in_channels, out_channels, kernel, strides, padding=symmetric, bias=bias)
-        self.tf_same = _check_padding(padding) == "tf_same" and any(k > 1 for k in kernel)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.tf_same:
-            x = F.pad(x, same_padding(tuple(x.shape[-3:]), self.kernel_size, self.stride))
-        return super().forward(x)
-
-
-class MaxPool3d(nn.MaxPool3d):
+class PaddedMaxPool3d(nn.MaxPool3d):
     """``nn.MaxPool3d`` with symmetric or TensorFlow SAME padding (padded values never win the max)."""
 
     def __init__(self, kernel_size: int | Int3, stride: int | Int3, padding: Padding = "torch") -> None:
         kernel, strides = triple(kernel_size), triple(stride)
         symmetric = tuple(k // 2 for k in kernel) if padding == "torch" else 0
         super().__init__(kernel, strides, padding=symmetric)
-        self.tf_same = _check_padding(padding) == "tf_same"
+        self.tf_same = check_padding(padding) == "tf_same"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.tf_same:
@@ -73,14 +26,21 @@ class MaxPool3d(nn.MaxPool3d):
         return super().forward(x)
 
 
-def _check_padding(padding: str) -> str:
-    if padding not in ("torch", "tf_same"):
-        raise ValueError(f"padding must be 'torch' or 'tf_same', got {padding!r}")
-    return padding
+def pointwise(conv: nn.Conv3d, pooled: torch.Tensor) -> torch.Tensor:
+    """A 1x1x1 ``nn.Conv3d`` applied to pooled (N, C) features as a linear layer (its 5-D weight viewed as 2-D):
+    the state dict keeps the conv's keys and shapes, the compute is one small GEMM instead of a 3D conv."""
+    return F.linear(pooled, conv.weight.squeeze((2, 3, 4)), conv.bias)
+
+
+def channel_scale(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``x`` (N, C, T, H, W) times a per-(sample, channel) ``scale`` of shape (N, C) or (N, 1)."""
+    return x * scale[:, :, None, None, None]
 
 
 class SqueezeExcite3d(nn.Module):
-    """Squeeze-excitation: mean over (T, H, W), reduce conv + ReLU, expand conv + sigmoid, rescale channels."""
+    """Squeeze-excitation: mean over (T, H, W), reduce FC + ReLU, expand FC + sigmoid, rescale channels.
+
+    The FCs are 1x1x1 ``nn.Conv3d`` parameters (TF's layout and state-dict keys) computed as linear layers."""
 
     def __init__(self, channels: int, ratio: float = 0.25) -> None:
         super().__init__()
@@ -88,21 +48,27 @@ class SqueezeExcite3d(nn.Module):
         self.fc1 = nn.Conv3d(channels, reduced, 1, bias=True)
         self.fc2 = nn.Conv3d(reduced, channels, 1, bias=True)
 
+    def factor(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The (N, C) excitation of channel means ``pooled``."""
+        return torch.sigmoid(pointwise(self.fc2, F.relu(pointwise(self.fc1, pooled))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean(dim=(2, 3, 4), keepdim=True)
-        s = torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
-        return x * s
+        return channel_scale(x, self.factor(x.mean(dim=(2, 3, 4))))
 
 
 class SelfGating3d(nn.Module):
-    """S3D-G self-gating: mean over (T, H, W), 1x1x1 conv with bias, sigmoid, rescale channels."""
+    """S3D-G self-gating: mean over (T, H, W), FC with bias, sigmoid, rescale channels (FC as in SE)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.fc = nn.Conv3d(channels, channels, 1, bias=True)
 
+    def factor(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The (N, C) gate of channel means ``pooled``."""
+        return torch.sigmoid(pointwise(self.fc, pooled))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.fc(x.mean(dim=(2, 3, 4), keepdim=True)))
+        return channel_scale(x, self.factor(x.mean(dim=(2, 3, 4))))
 
 
 class DropPath(nn.Module):
@@ -112,12 +78,43 @@ class DropPath(nn.Module):
         super().__init__()
         self.rate = float(rate)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def factor(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The (N, 1) per-sample factor (0 or 1 / keep) for ``x``, or None when nothing is dropped. Draws the same
+        random numbers in every variant of the block tail, so a seed gives the same masks with or without fusion."""
         if not self.training or self.rate == 0.0:
-            return x
+            return None
         keep = 1.0 - self.rate
         mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
+        return mask.view(x.shape[0], 1) / keep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        factor = self.factor(x)
+        return x if factor is None else channel_scale(x, factor)
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
+
+
+def tail_scale(x: torch.Tensor, gate: nn.Module, se: nn.Module, drop_path: nn.Module) -> torch.Tensor | None:
+    """The one (N, C) factor by which self-gating, then SE, then stochastic depth multiply a block output ``x``
+    (each may be ``nn.Identity``); None when all three are off.
+
+    Each of the three multiplies by a constant per (sample, channel), so their product applied once is the same
+    function (float64: logits and every gradient equal to ~1e-15, ``tests/test_conv_lowering.py``) and reads and
+    writes the (N, C, T, H, W) tensor once instead of three or four times. SE pools the gated tensor, whose
+    channel means are the gate times ``x``'s means, so ``x`` is pooled once.
+    """
+    scale = None
+    if isinstance(gate, SelfGating3d) or isinstance(se, SqueezeExcite3d):
+        pooled = x.mean(dim=(2, 3, 4))
+        if isinstance(gate, SelfGating3d):
+            scale = gate.factor(pooled)
+            pooled = pooled * scale
+        if isinstance(se, SqueezeExcite3d):
+            excite = se.factor(pooled)
+            scale = excite if scale is None else scale * excite
+    if isinstance(drop_path, DropPath):
+        dropped = drop_path.factor(x)
+        if dropped is not None:
+            scale = dropped if scale is None else scale * dropped
+    return None if scale is None else scale.to(x.dtype)

@@ -15,14 +15,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from rs3d.models.layers import (
-    Conv3d,
-    DropPath,
-    MaxPool3d,
-    Padding,
-    SelfGating3d,
-    SqueezeExcite3d,
-)
+from rs3d.models.conv import ConvImpl, create_conv3d
+from rs3d.models.layers import DropPath, PaddedMaxPool3d, SelfGating3d, SqueezeExcite3d, tail_scale
+from rs3d.models.padding import Padding
 
 StemType = Literal["v0", "v1"]
 StemPool = Literal["max", "conv"]
@@ -66,6 +61,7 @@ class Stem(nn.Module):
         pool_temporal_stride: 1 (a ``[1, 3, 3]`` pool) or 2 (``[3, 3, 3]``); spatial stride 2 either way.
         padding: ``"torch"`` or ``"tf_same"`` (TF "SAME").
         bn_eps, bn_momentum: BatchNorm settings (PyTorch momentum convention).
+        conv_impl: how convolutions run (:func:`rs3d.models.conv.create_conv3d`).
     """
 
     def __init__(
@@ -80,6 +76,7 @@ class Stem(nn.Module):
         padding: Padding = "torch",
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        conv_impl: ConvImpl = "conv3d",
     ) -> None:
         super().__init__()
         first_stride = (temporal_stride, 2, 2)
@@ -95,7 +92,7 @@ class Stem(nn.Module):
         else:
             raise ValueError(f"stem_type must be 'v0' or 'v1', got {stem_type!r}")
         for i, (cin, cout, kernel, stride) in enumerate(convs, start=1):
-            self.add_module(f"conv{i}", Conv3d(cin, cout, kernel, stride, padding=padding))
+            self.add_module(f"conv{i}", create_conv3d(cin, cout, kernel, stride, padding=padding, impl=conv_impl))
             self.add_module(f"bn{i}", _bn(cout, bn_eps, bn_momentum))
         self.num_convs = len(convs)
         self.act = nn.ReLU(inplace=True)
@@ -103,10 +100,10 @@ class Stem(nn.Module):
         pool_kernel = (1 if pool_temporal_stride == 1 else 3, 3, 3)
         pool_stride = (pool_temporal_stride, 2, 2)
         if pool == "max":
-            self.pool: nn.Module = MaxPool3d(pool_kernel, pool_stride, padding=padding)
+            self.pool: nn.Module = PaddedMaxPool3d(pool_kernel, pool_stride, padding=padding)
         elif pool == "conv":
             self.pool = nn.Sequential(OrderedDict(
-                conv=Conv3d(width, width, pool_kernel, pool_stride, padding=padding),
+                conv=create_conv3d(width, width, pool_kernel, pool_stride, padding=padding, impl=conv_impl),
                 bn=_bn(width, bn_eps, bn_momentum),
                 act=nn.ReLU(inplace=True),
             ))
@@ -126,6 +123,7 @@ def make_shortcut(
     kind: Shortcut,
     bn_eps: float,
     bn_momentum: float,
+    conv_impl: ConvImpl = "conv3d",
 ) -> nn.Module:
     """TF shortcut (projection when channels change, strided 1x1x1 max-pool when only the stride does)
     or the 2D ResNet-RS/ResNet-D one (average-pool then projection)."""
@@ -133,7 +131,7 @@ def make_shortcut(
     if kind == "tf":
         if in_channels != out_channels:
             return nn.Sequential(OrderedDict(
-                conv=nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False),
+                conv=create_conv3d(in_channels, out_channels, 1, stride, impl=conv_impl),
                 bn=_bn(out_channels, bn_eps, bn_momentum),
             ))
         return nn.MaxPool3d(1, stride) if strided else nn.Identity()
@@ -144,7 +142,7 @@ def make_shortcut(
                 if strided else nn.Identity())
         return nn.Sequential(OrderedDict(
             pool=pool,
-            conv=nn.Conv3d(in_channels, out_channels, 1, bias=False),
+            conv=create_conv3d(in_channels, out_channels, 1, impl=conv_impl),
             bn=_bn(out_channels, bn_eps, bn_momentum),
         ))
     raise ValueError(f"shortcut must be 'tf' or 'avg_down', got {kind!r}")
@@ -165,6 +163,9 @@ class Bottleneck3d(nn.Module):
         shortcut: ``"tf"`` or ``"avg_down"`` (see :func:`make_shortcut`).
         padding: ``"torch"`` or ``"tf_same"``.
         bn_eps, bn_momentum: BatchNorm settings.
+        conv_impl: how convolutions run (:func:`rs3d.models.conv.create_conv3d`).
+        fused_tail: apply self-gating, SE and stochastic depth as one per-(sample, channel) scale fused with the
+            residual add (:func:`rs3d.models.layers.tail_scale`; the same function, less memory traffic).
     """
 
     def __init__(
@@ -181,30 +182,35 @@ class Bottleneck3d(nn.Module):
         padding: Padding = "torch",
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        conv_impl: ConvImpl = "conv3d",
+        fused_tail: bool = True,
     ) -> None:
         super().__init__()
         out_channels = width * EXPANSION
-        self.conv1 = Conv3d(in_channels, width, (temporal_kernel, 1, 1), (temporal_stride, 1, 1),
-                            padding=padding)
+        conv = dict(padding=padding, impl=conv_impl)
+        self.conv1 = create_conv3d(in_channels, width, (temporal_kernel, 1, 1), (temporal_stride, 1, 1), **conv)
         self.bn1 = _bn(width, bn_eps, bn_momentum)
-        self.conv2 = Conv3d(width, width, (1, 3, 3), (1, spatial_stride, spatial_stride), padding=padding)
+        self.conv2 = create_conv3d(width, width, (1, 3, 3), (1, spatial_stride, spatial_stride), **conv)
         self.bn2 = _bn(width, bn_eps, bn_momentum)
-        self.conv3 = Conv3d(width, out_channels, 1, padding=padding)
+        self.conv3 = create_conv3d(width, out_channels, 1, **conv)
         self.bn3 = _bn(out_channels, bn_eps, bn_momentum)
         self.gate = SelfGating3d(out_channels) if self_gating else nn.Identity()
         self.se = SqueezeExcite3d(out_channels, se_ratio) if se_ratio > 0 else nn.Identity()
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
         stride = (temporal_stride, spatial_stride, spatial_stride)
-        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut, bn_eps, bn_momentum)
+        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut, bn_eps, bn_momentum, conv_impl)
         self.act = nn.ReLU(inplace=True)
+        self.fused_tail = fused_tail
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = self.shortcut(x)
         x = self.act(self.bn1(self.conv1(x)))
         x = self.act(self.bn2(self.conv2(x)))
         x = self.bn3(self.conv3(x))
-        x = self.drop_path(self.se(self.gate(x)))
-        return self.act(x + shortcut)
+        if not self.fused_tail:
+            return self.act(self.drop_path(self.se(self.gate(x))) + shortcut)
+        scale = tail_scale(x, self.gate, self.se, self.drop_path)
+        return self.act(x + shortcut if scale is None else torch.addcmul(shortcut, x, scale[:, :, None, None, None]))
 
 
 def per_block_kernels(
@@ -254,6 +260,9 @@ class ResNet3D(nn.Module):
         padding: ``"torch"`` (symmetric) or ``"tf_same"`` (TF "SAME", needed for numerical parity with TF weights).
         bn_eps: BatchNorm epsilon.
         bn_momentum: BatchNorm momentum in PyTorch's convention (1 - Keras momentum).
+        conv_impl: ``"conv3d"``, ``"lowered"`` (factorised convs as 2D convs / GEMMs on copy-free views of
+            channels_last_3d inputs) or ``"auto"`` (lowered on CUDA); see :mod:`rs3d.models.conv`.
+        fused_tail: self-gating, SE and stochastic depth applied as one scale (see :class:`Bottleneck3d`).
     """
 
     def __init__(
@@ -279,6 +288,8 @@ class ResNet3D(nn.Module):
         padding: Padding = "torch",
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        conv_impl: ConvImpl = "conv3d",
+        fused_tail: bool = True,
     ) -> None:
         super().__init__()
         for name, values in (("widths", widths), ("temporal_strides", temporal_strides),
@@ -288,7 +299,7 @@ class ResNet3D(nn.Module):
         kernels = per_block_kernels(temporal_kernels, blocks)
         norm = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         self.stem = Stem(in_channels, stem_width, stem_type, stem_temporal_kernel, stem_temporal_stride,
-                         stem_pool, pool_temporal_stride, padding, **norm)
+                         stem_pool, pool_temporal_stride, padding, **norm, conv_impl=conv_impl)
         stages = []
         channels = stem_width
         for i, count in enumerate(blocks):
@@ -301,6 +312,7 @@ class ResNet3D(nn.Module):
                     spatial_strides[i] if j == 0 else 1,
                     se_ratio=se_ratio, self_gating=self_gating and j == count - 1,
                     drop_path_rate=rate, shortcut=shortcut, padding=padding, **norm,
+                    conv_impl=conv_impl, fused_tail=fused_tail,
                 ))
                 channels = widths[i] * EXPANSION
             stages.append(nn.Sequential(*stage))
@@ -327,6 +339,10 @@ class ResNet3D(nn.Module):
                 nn.init.trunc_normal_(module.fc.weight, std=0.01, a=-0.02, b=0.02)
         nn.init.uniform_(self.fc.weight, -0.05, 0.05)
         nn.init.zeros_(self.fc.bias)
+
+    def compile_regions(self) -> list[nn.Module]:
+        """The stem and every block: what ``TRAIN.COMPILE_SCOPE regional`` compiles (:mod:`rs3d.models.regions`)."""
+        return [self.stem, *(block for stage in self.stages for block in stage)]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, H, W) clip -> last stage feature map."""
