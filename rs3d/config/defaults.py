@@ -78,6 +78,13 @@ _C.MODEL.RESNET3D.PADDING = "torch"
 _C.MODEL.RESNET3D.BN_EPS = 1e-5
 # BatchNorm momentum in PyTorch convention (new = (1 - m) * old + m * batch).
 _C.MODEL.RESNET3D.BN_MOMENTUM = 0.1
+# How convolutions run (rs3d/models/conv.py): "conv3d" (nn.Conv3d), "lowered" (the factorised (1,k,k), (k,1,1) and
+# (1,1,1) convs as 2D convs / GEMMs on copy-free views of channels_last_3d inputs, Conv3d where no view applies) or
+# "auto" (lowered on CUDA, Conv3d elsewhere). Same weights and results; only speed differs.
+_C.MODEL.RESNET3D.CONV_IMPL = "auto"
+# Apply self-gating, SE and stochastic depth as one per-(sample, channel) scale fused with the residual add (the
+# same function with less memory traffic); False runs them one after another.
+_C.MODEL.RESNET3D.FUSED_TAIL = True
 
 # ---------------------------------------------------------------------------- data
 _C.DATA = CN()
@@ -214,6 +221,9 @@ _C.TRAIN.CHANNELS_LAST = True
 _C.TRAIN.COMPILE = False
 # SyncBatchNorm across processes (DDP on GPUs).
 _C.TRAIN.SYNC_BN = False
+# What TRAIN.COMPILE compiles: "regional" (each residual block and the stem on its own; the repeated blocks share
+# compiled code, so RS3D-50 compiles ~13 small graphs) or "whole" (the model as one graph).
+_C.TRAIN.COMPILE_SCOPE = "regional"
 # Recompute BN statistics on training batches before each validation (fvcore precise BN).
 _C.TRAIN.PRECISE_BN = False
 # Batches used by precise BN.

@@ -26,7 +26,7 @@ from rs3d.checkpoint.weights import load_weights
 from rs3d.config import ConfigError
 from rs3d.data import SkipTracker, TrainInputs, build_loader, load_class_names_for
 from rs3d.data.batch import ClipBatch
-from rs3d.engine.compile import compile_training_net
+from rs3d.engine.compile import CompileTimeHook, compile_training_net
 from rs3d.engine.debug_hooks import CrashAtStepHook
 from rs3d.engine.diagnosis import InputBoundHook
 from rs3d.engine.ema import ModelEma
@@ -193,6 +193,7 @@ class Trainer(TrainerBase):
             InputBoundHook(cfg.TRAIN.BATCH_SIZE, cfg.DATA_LOADER.NUM_WORKERS, cfg.DATA_LOADER.PREFETCH_FACTOR),
             PreemptionHook(),
             CrashAtStepHook.from_environment(),
+            CompileTimeHook(cfg.TRAIN.COMPILE_SCOPE) if cfg.TRAIN.COMPILE else None,
         ]
 
     def _build_training(self, cfg: CfgNode) -> None:
@@ -213,7 +214,7 @@ class Trainer(TrainerBase):
         net: nn.Module = self.model
         if self.dist.distributed:
             net = DistributedDataParallel(net, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None)
-        self.net = compile_training_net(net, self.model) if cfg.TRAIN.COMPILE else net
+        self.net = compile_training_net(net, self.model, scope=cfg.TRAIN.COMPILE_SCOPE) if cfg.TRAIN.COMPILE else net
         self.register_hooks(self.build_hooks(cfg))
         self.loader_guard = LoaderGuard(self.train_loader, os.path.join(cfg.OUTPUT_DIR, "crashed_videos.txt"))
         if cfg.TRAIN.AUTO_RESUME:
