@@ -12,6 +12,7 @@ import logging
 import os
 import re
 
+from rs3d.checkpoint.finite import non_finite_parts
 from rs3d.checkpoint.io import (
     CHECKSUM_SUFFIX,
     CheckpointError,
@@ -68,8 +69,8 @@ class CheckpointManager:
         return files[-1] if files else None
 
     def load_latest(self) -> tuple[str, dict] | None:
-        """The newest checkpoint that verifies and loads, on the CPU, as (path, state); damaged ones are skipped
-        with a warning naming them and are left where they are for inspection."""
+        """The newest checkpoint that verifies, loads (on the CPU) and holds only finite values, as (path, state);
+        the others are skipped with a warning naming them and are left where they are for inspection."""
         skipped = []
         for path in reversed(self.all()):
             problem, state = _check(path)
@@ -82,7 +83,7 @@ class CheckpointManager:
     @staticmethod
     def _report(skipped: list[str], chosen: str | None) -> str | None:
         if skipped:
-            logger.warning("skipped damaged checkpoint(s) %s; %s", ", ".join(skipped),
+            logger.warning("skipped damaged or non-finite checkpoint(s) %s; %s", ", ".join(skipped),
                            f"resuming from {os.path.basename(chosen)}" if chosen else "no intact one left")
         return chosen
 
@@ -114,11 +115,15 @@ class CheckpointManager:
 
 
 def _check(path: str) -> tuple[str | None, dict | None]:
-    """(None, state) for an intact checkpoint (checksum, then a CPU load), else (why not, None)."""
+    """(None, state) for an intact checkpoint (checksum, a CPU load, finite values), else (why not, None)."""
     problem = verify_checkpoint(path)
     if problem is None:
         try:
-            return None, load_checkpoint(path, "cpu")
+            state = load_checkpoint(path, "cpu")
         except CheckpointError as exc:
-            problem = str(exc).split(": ", 1)[-1]
+            return str(exc).split(": ", 1)[-1], None
+        bad = non_finite_parts(state) if isinstance(state, dict) else []
+        if not bad:
+            return None, state
+        problem = f"NaN/Inf in its {', '.join(bad)} state"
     return problem, None

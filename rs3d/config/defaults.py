@@ -160,8 +160,10 @@ _C.DATA.STD = [0.225, 0.225, 0.225]
 
 # ---------------------------------------------------------------------------- data loader
 _C.DATA_LOADER = CN()
-# Worker processes per training process (0 = load in the main process).
-_C.DATA_LOADER.NUM_WORKERS = 8
+# Worker processes per training process: "auto" (the CPUs this process may use, from its affinity mask and cgroup
+# quota, shared among the processes on the machine, minus one, between 1 and 16; logged at start), or a number
+# (0 = load in the main process).
+_C.DATA_LOADER.NUM_WORKERS = "auto"
 # Page-locked host memory for faster copies to the GPU.
 _C.DATA_LOADER.PIN_MEMORY = True
 # Keep workers (and their per-video probe cache) alive across epochs.

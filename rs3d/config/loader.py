@@ -1,4 +1,5 @@
-"""Load YAML configs with ``_BASE_`` inheritance and ``KEY VALUE`` overrides, checking every key and type.
+"""Load YAML configs with ``_BASE_`` inheritance and ``KEY VALUE`` overrides, checking every key, type and
+allowed value (``rs3d.config.checks``).
 
 Each YAML file is checked on its own, so an error names the file (or "command line") that holds the bad key.
 """
@@ -15,6 +16,7 @@ import yaml
 from fvcore.common.config import CfgNode
 
 from rs3d.config.catalog import PACKAGED_PREFIX, ConfigError, resolve_config_path
+from rs3d.config.checks import accepts_auto, check_config, check_value
 from rs3d.config.defaults import get_cfg
 from rs3d.utils import paths
 
@@ -32,6 +34,7 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> CfgNo
     if path is not None:
         merge_yaml(cfg, path)
     merge_overrides(cfg, overrides)
+    check_config(cfg, path or "config")  # every allowed value and range (rs3d.config.checks), before the data is read
     resolve_num_classes(cfg)
     cfg.freeze()
     return cfg
@@ -64,6 +67,7 @@ def config_from_text(text: str, source: str, overrides: Sequence[str] = ()) -> C
     _merge_checked(cfg, data, source=source, prefix="")
     cfg.MODEL.INIT.FROM, cfg.MODEL.INIT.FILE = "", ""
     merge_overrides(cfg, overrides)
+    check_config(cfg, source)
     cfg.freeze()
     return cfg
 
@@ -131,6 +135,7 @@ def _merge_checked(cfg: CfgNode, data: Mapping, source: str, prefix: str) -> Non
             _merge_checked(default, value, source, prefix=f"{full_key}.")
         else:
             cfg[key] = _coerce(value, default, source, full_key)
+            check_value(full_key, cfg[key], source)
 
 
 def _coerce(value: Any, default: Any, source: str, key: str) -> Any:
@@ -140,7 +145,7 @@ def _coerce(value: Any, default: Any, source: str, key: str) -> Any:
             f"{source}: {key} expects {type(default).__name__} like {default!r}, got {value!r}"
         )
 
-    if default is None or value is None:
+    if default is None or value is None or accepts_auto(key):  # "auto" or a number: checked by its rule
         return value
     if isinstance(default, bool):
         if isinstance(value, bool):

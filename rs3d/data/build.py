@@ -31,6 +31,7 @@ from rs3d.data.metadata import load_metadata, metadata_path
 from rs3d.data.samplers import EpochSampler
 from rs3d.data.sampling import ClipSpec
 from rs3d.data.transforms import TestClipTransform, TrainClipTransform
+from rs3d.data.workers import resolve_num_workers, worker_init_fn
 from rs3d.utils import paths
 from rs3d.utils.class_folders import is_class_folder_dataset
 
@@ -80,7 +81,7 @@ def load_class_names_for(cfg: CfgNode) -> list[str]:
 def load_records(cfg: CfgNode, split: str) -> list[VideoRecord]:
     """Read ``DATA_DIR/<split>.csv`` (either format), check labels and files, apply DATA.MISSING_FILES."""
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     data_dir = prepare_data_dir(cfg)
     csv_path = os.path.join(data_dir, f"{split}.csv")
     if not paths.isfile(csv_path) and is_class_folder_dataset(data_dir):
@@ -121,6 +122,15 @@ def build_dataset(cfg: CfgNode, split: str, multi_view: bool | None = None):
 
 
 def _build_dataset(cfg: CfgNode, split: str, records: list[VideoRecord], multi_view: bool | None):
+    try:
+        return _dataset_from(cfg, split, records, multi_view)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # the transforms' own argument checks: a bad DATA setting
+        raise ConfigError(f"DATA: {exc}") from None
+
+
+def _dataset_from(cfg: CfgNode, split: str, records: list[VideoRecord], multi_view: bool | None):
     d = cfg.DATA
     if split == "train":
         transform = TrainClipTransform(
@@ -138,7 +148,9 @@ def _build_dataset(cfg: CfgNode, split: str, records: list[VideoRecord], multi_v
 
 def build_loader(cfg: CfgNode, split: str, multi_view: bool | None = None, rank: int = 0, world_size: int = 1,
                  seed: int | None = None) -> DataLoader:
-    """DataLoader yielding uint8 batches (see ``collate_clips``); sharded by rank when world_size > 1.
+    """DataLoader yielding uint8 batches (see ``collate_clips``); sharded by rank when world_size > 1. Its workers
+    (DATA_LOADER.NUM_WORKERS, "auto" fits the machine) leave stop signals sent to the job to the trainer
+    (``rs3d.data.workers``).
 
     Training batches hold TRAIN.BATCH_SIZE clips per process (BATCH_SIZE / CLIPS_PER_VIDEO videos) and
     the loader's sampler is an :class:`EpochSampler`: call ``loader.sampler.set_epoch(e)`` every epoch.
@@ -165,13 +177,14 @@ def build_loader(cfg: CfgNode, split: str, multi_view: bool | None = None, rank:
     if train:
         sampler = EpochSampler(sampler, seed)
         sampler.set_epoch(0)
-    workers = cfg.DATA_LOADER.NUM_WORKERS
+    workers = resolve_num_workers(cfg.DATA_LOADER.NUM_WORKERS)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate_clips,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(), drop_last=train,
         persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
         prefetch_factor=cfg.DATA_LOADER.PREFETCH_FACTOR if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed + 1),
+        worker_init_fn=worker_init_fn() if workers > 0 else None,  # a stop sent to the job is the trainer's
     )
 
 
@@ -181,7 +194,7 @@ class ClipNormalizer:
     def __init__(self, mean: list[float], std: list[float], mode: str = "mean_std",
                  device: torch.device | str = "cpu", channels_last: bool = False):
         if mode not in ("mean_std", "unit"):
-            raise ValueError(f"DATA.NORMALIZATION must be 'mean_std' or 'unit', got {mode!r}")
+            raise ConfigError(f"DATA.NORMALIZATION: {mode!r} is not one of mean_std, unit")
         self.device = torch.device(device)
         self.channels_last = channels_last
         shape = (1, 3, 1, 1, 1)
@@ -213,7 +226,12 @@ class TrainInputs:
     @classmethod
     def from_config(cls, cfg: CfgNode, device: torch.device | str = "cpu", channels_last: bool = False):
         d = cfg.DATA
-        augment = BatchAugment(d.RANDAUGMENT_POLICY, d.RANDAUGMENT_MAGNITUDE) if d.AUGMENT_ON_DEVICE else None
+        try:
+            augment = BatchAugment(d.RANDAUGMENT_POLICY, d.RANDAUGMENT_MAGNITUDE) if d.AUGMENT_ON_DEVICE else None
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(f"DATA: {exc}") from None
         return cls(ClipNormalizer.from_config(cfg, device, channels_last), augment, d.TRAIN_CROP_SIZE)
 
     def __call__(self, batch: ClipBatch) -> torch.Tensor:

@@ -124,7 +124,8 @@ class CheckpointHook(HookBase):
     """Epoch checkpoints every ``period`` epochs and at the end, mid-epoch ones every ``period_iters`` iterations
     (at the optimizer step that ends that iteration's accumulation group), the last ``keep_last`` kept, plus the
     best by validation top-1 (EMA preferred), and ``model_final.pyth`` with the exported weights when training
-    ends. Only the main process writes."""
+    ends (only when it ran to its end). Only the main process writes; the trainer refuses to write any state that
+    holds a NaN or Inf (``Trainer.save_checkpoint``, ``Trainer.export_state``)."""
 
     def __init__(self, manager: CheckpointManager, period: int, final_path: str, period_iters: int = 0):
         self.manager, self.period, self.final_path, self.period_iters = manager, period, final_path, period_iters
@@ -149,8 +150,9 @@ class CheckpointHook(HookBase):
             t.save_checkpoint(is_best=is_best)
 
     def after_train(self) -> None:
-        if self.trainer.dist.is_main:
-            save_or_stop(self.trainer.export_state(), self.final_path, checksum=False)
+        t = self.trainer
+        if t.completed and t.dist.is_main:  # not after a stop or an error: the run has no final model yet
+            save_or_stop(t.export_state(), self.final_path, checksum=False)
 
 
 class ProgressHook(HookBase):

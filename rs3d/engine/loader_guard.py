@@ -7,12 +7,22 @@ is replaced like any unreadable video, and listed in ``OUTPUT_DIR/crashed_videos
 too), and restarts the loader at the first batch not yet trained on. Per-sample augmentation depends only on
 (seed, epoch, index), so the restarted loader yields the same batches as before, the culprit's replacement aside.
 After ``max_crashes`` crashes the run stops cleanly (exit status 3) and resumes from its last checkpoint.
+
+A stop is not a crash. A worker counts as crashed on its video only when it died of a fault (SIGSEGV, SIGBUS,
+SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP) or exited with an error status of its own, and the trainer has not been
+asked to stop (its own stop flag, looked at again after a short grace period, since a signal sent to the whole
+process group reaches the trainer and its workers together). A worker killed by SIGTERM, SIGINT, SIGHUP, SIGKILL
+(a scheduler, a terminal, the out-of-memory killer) excludes nothing: the loader restarts at the same batch, so no
+video is lost and an exact resume stays exact. rs3d's own workers ignore signals sent to the group
+(``rs3d.data.workers``), so this is the fallback for deaths that still happen.
 """
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+import signal
+import time
+from collections.abc import Callable, Iterator
 
 from torch.utils.data import DataLoader
 from torch.utils.data._utils import signal_handling
@@ -38,6 +48,38 @@ class LoaderCrashError(RunStoppedError):
     """DataLoader workers kept dying; the run stopped, its checkpoints intact."""
 
 
+#: Signals by which a process dies of a fault in its own code (a decoder bug), as opposed to being told to stop.
+FAULT_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT,
+                           signal.SIGSYS, signal.SIGTRAP})
+
+
+def is_decoder_fault(exitcode: int | None) -> bool:
+    """Whether a worker's exit status (``multiprocessing.Process.exitcode``: -N = killed by signal N) says it died
+    of its own fault: a fault signal or a non-zero exit status. Killed by any other signal, exited with 0 (torch's
+    worker after a KeyboardInterrupt) or still running: no."""
+    if exitcode is None:
+        return False
+    return exitcode > 0 or (exitcode < 0 and -exitcode in FAULT_SIGNALS)
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with status {exitcode}"
+
+
+def worker_exit_codes(iterator, pids: set[int] | None) -> dict[int, int | None]:
+    """pid -> exit status of the loader iterator's workers named by ``pids`` (every dead one when None)."""
+    workers = getattr(iterator, "_workers", [])
+    return {w.pid: w.exitcode for w in workers
+            if (w.pid in pids if pids is not None else w.exitcode is not None)}
+
+
 class LoaderGuard:
     """Iterates an epoch's training batches, restarting the loader after a worker death.
 
@@ -46,12 +88,19 @@ class LoaderGuard:
             ``in_flight`` and ``exclude``).
         record_file: where crashing videos are listed, one path a line (read back at start).
         max_crashes: worker deaths survived per run before stopping.
+        stop_requested: the trainer's stop flag (a stop signal received); a worker death while it is set is
+            never a decode crash.
+        grace_s: how long a death waits for that flag before it is judged.
     """
 
-    def __init__(self, loader: DataLoader, record_file: str, max_crashes: int = 10):
+    def __init__(self, loader: DataLoader, record_file: str, max_crashes: int = 10,
+                 stop_requested: Callable[[], bool] | None = None, grace_s: float = 1.0):
         self.loader, self.record_file, self.max_crashes = loader, record_file, max_crashes
+        self.stop_requested, self.grace_s = stop_requested or (lambda: False), grace_s
         keep_worker_deaths_synchronous()
-        self.crashes = 0
+        self.crashes = 0  # deaths judged decoder crashes, and unexplained ones
+        self.stops = 0  # deaths that came with a stop: nothing excluded
+        self._iterator = None
         for path in self._recorded():
             self._exclude(path)
 
@@ -60,7 +109,7 @@ class LoaderGuard:
         done = start
         while done < stop:
             self.loader.sampler.set_epoch(epoch, skip=done * self.loader.batch_size)
-            iterator = iter(self.loader)
+            iterator = self._iterator = iter(self.loader)
             try:
                 while done < stop:
                     batch = next(iterator)
@@ -72,30 +121,83 @@ class LoaderGuard:
             except RuntimeError as exc:
                 if "DataLoader worker" not in str(exc):
                     raise
-                self._handle_crash(str(exc).splitlines()[0], iterator, epoch, done)
+                self._handle_death(str(exc).splitlines()[0], iterator, epoch, done)
 
-    def _handle_crash(self, message: str, iterator, epoch: int, done: int) -> None:
-        self.crashes += 1
+    def _stopping(self) -> bool:
+        """The trainer's stop flag, waited for up to ``grace_s`` (the trainer's handler may run a moment after the
+        worker died of the same signal)."""
+        deadline = time.monotonic() + self.grace_s
+        while not self.stop_requested() and time.monotonic() < deadline:
+            time.sleep(0.02)  # signal handlers run meanwhile
+        return self.stop_requested()
+
+    def _handle_death(self, message: str, iterator, epoch: int, done: int) -> None:
         match = _PIDS.search(message)
         pids = {int(p) for p in match.group(1).replace(",", " ").split()} if match else None
+        codes = worker_exit_codes(iterator, pids)
+        how = ", ".join(f"pid {pid} {describe_exit(code)}" for pid, code in sorted(codes.items())) or "unknown"
+        faults = {pid for pid, code in codes.items() if is_decoder_fault(code)}
+        if self._stopping():
+            self.stops += 1
+            logger.warning("%s (%s) while the run is stopping: not a decoder crash, nothing is excluded; restarting "
+                           "the loader at epoch %d, iteration %d to finish the step", message, how, epoch + 1, done + 1)
+        elif not faults and codes:
+            self._count(message, how)
+            logger.warning("%s (%s): not a decoder fault (a signal from outside, e.g. the out-of-memory killer), "
+                           "nothing is excluded; restarting the loader at epoch %d, iteration %d", message, how,
+                           epoch + 1, done + 1)
+        else:
+            self._crashed(message, how, faults or pids, epoch, done)
+        self._restart(iterator)
+
+    def _count(self, message: str, how: str, named: str = "") -> None:
+        self.crashes += 1
+        if self.crashes > self.max_crashes:
+            raise LoaderCrashError(f"{message} ({how}{', decoding ' + named if named else ''}); {self.crashes} worker "
+                                   f"deaths in this run, stopping: check the videos with tools/check_dataset.py, then "
+                                   f"rerun to resume")
+
+    def _crashed(self, message: str, how: str, pids: set[int] | None, epoch: int, done: int) -> None:
         dataset = self.loader.dataset
         culprits = dataset.in_flight.paths(pids) if hasattr(dataset, "in_flight") else []
         named = ", ".join(culprits) if culprits else "unknown video"
-        if self.crashes > self.max_crashes:
-            raise LoaderCrashError(f"{message} (decoding {named}); {self.crashes} worker deaths in this run, "
-                                   f"stopping: check the videos with tools/check_dataset.py, then rerun to resume")
+        self._count(message, how, named)
         for path in culprits:
             self._exclude(path)
             self._record(path)
-        logger.error("%s while decoding %s; it is skipped from now on (listed in %s); restarting the loader at "
-                     "epoch %d, iteration %d", message, named, self.record_file, epoch + 1, done + 1)
+        logger.error("%s (%s) while decoding %s; it is skipped from now on (listed in %s); restarting the loader at "
+                     "epoch %d, iteration %d", message, how, named, self.record_file, epoch + 1, done + 1)
+
+    def _restart(self, iterator) -> None:
         shutdown = getattr(iterator, "_shutdown_workers", None)
         if shutdown:
             shutdown()
         if getattr(self.loader, "_iterator", None) is iterator:  # persistent workers: build new ones
             self.loader._iterator = None
-        if hasattr(dataset, "in_flight"):
-            dataset.in_flight.clear()
+        if hasattr(self.loader.dataset, "in_flight"):
+            self.loader.dataset.in_flight.clear()
+        self._iterator = None
+
+    def close(self, at_once: bool = False) -> None:
+        """Shut the loader's workers down (the trainer's cleanup, on every exit path). ``at_once``: terminate them
+        first instead of letting them finish the clip they are decoding (a second Ctrl-C)."""
+        iterator, self._iterator = self._iterator or getattr(self.loader, "_iterator", None), None
+        if iterator is None:
+            return
+        workers = list(getattr(iterator, "_workers", []))
+        if at_once:
+            for worker in workers:
+                if worker.is_alive():
+                    worker.terminate()  # from the main process: rs3d's workers exit on it
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown:
+            shutdown()
+        if getattr(self.loader, "_iterator", None) is iterator:
+            self.loader._iterator = None
+        for worker in workers:  # one that ignored everything (a decoder stuck in native code)
+            if worker.is_alive():
+                worker.kill()
+                worker.join(timeout=1)
 
     def _exclude(self, path: str) -> None:
         if hasattr(self.loader.dataset, "exclude"):

@@ -141,6 +141,18 @@ class Monitor:
                 out.write("\r")
             logger.info(text)
 
+    def sync(self) -> None:
+        """Bring metrics.jsonl, TensorBoard and log.txt up to date on their storage, keeping them open (the end of
+        a training loop, however it ended)."""
+        if self._jsonl is not None:
+            self._jsonl.flush()
+            if isinstance(self._jsonl, SyncedAppendFile):
+                self._jsonl.sync()
+        if self._tb is not None:
+            self._tb.flush()
+        if self.enabled:
+            sync_log_files()
+
     def close(self) -> None:
         """Close metrics.jsonl and TensorBoard and bring log.txt up to date (uploading them off local disk)."""
         if self._jsonl is not None:

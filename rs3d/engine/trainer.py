@@ -19,13 +19,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from rs3d.checkpoint.finite import non_finite_parts
 from rs3d.checkpoint.io import load_checkpoint
 from rs3d.checkpoint.manager import CheckpointManager
 from rs3d.checkpoint.rng import rng_state, set_rng_state
 from rs3d.checkpoint.weights import load_weights
 from rs3d.config import ConfigError
+from rs3d.config.checks import check_config
 from rs3d.data import SkipTracker, TrainInputs, build_loader, load_class_names_for
 from rs3d.data.batch import ClipBatch
+from rs3d.data.workers import describe_num_workers, resolve_num_workers
 from rs3d.engine.compile import CompileTimeHook, compile_training_net
 from rs3d.engine.debug_hooks import CrashAtStepHook
 from rs3d.engine.diagnosis import InputBoundHook
@@ -45,6 +48,7 @@ from rs3d.engine.optim import build_optimizer, build_scheduler, scaled_lr
 from rs3d.engine.preemption import PreemptionHook
 from rs3d.evaluation import SmoothedValue
 from rs3d.models import build_model
+from rs3d.models.build import available_archs
 from rs3d.utils.distributed import DistInfo, init_distributed
 from rs3d.utils.errors import RunStoppedError
 from rs3d.utils.precision import autocast, autocast_dtype
@@ -55,6 +59,10 @@ logger = logging.getLogger("rs3d")
 
 class NonFiniteLossError(RunStoppedError, FloatingPointError):
     """The loss became NaN or Inf; the run stops before anything is checkpointed."""
+
+
+class NonFiniteStateError(NonFiniteLossError):
+    """The weights, EMA or optimizer state hold a NaN or Inf; nothing is written, earlier checkpoints stay."""
 
 
 class TrainerBase:
@@ -69,6 +77,7 @@ class TrainerBase:
         self.stepped = False  # whether the last run_step ended with an optimizer step
         self.epoch_summary: dict = {}
         self.history: list[dict] = []
+        self.completed = False  # whether the last train() ran to its end (hooks' after_train may ask)
 
     def register_hooks(self, hooks: Iterable[HookBase | None]) -> None:
         """Append hooks (None entries are skipped); they run in this order at every moment."""
@@ -81,27 +90,64 @@ class TrainerBase:
         for hook in self.hooks:
             getattr(hook, moment)()
 
+    def stop_requested(self) -> bool:
+        """Whether a stop signal reached this process (a hook with a ``received`` flag, e.g. the preemption hook)."""
+        return any(getattr(hook, "received", None) for hook in self.hooks)
+
     @property
     def is_last_epoch(self) -> bool:
         return self.epoch + 1 == self.max_epoch
 
     def train(self) -> dict:
         """Run epochs ``start_epoch`` .. ``max_epoch - 1`` (the first from iteration ``start_iter``); returns the
-        last epoch's summary."""
-        self.call_hooks("before_train")
-        for self.epoch in range(self.start_epoch, self.max_epoch):
-            self.call_hooks("before_epoch")
-            self.iter = self.start_iter - 1
-            for self.iter, batch in enumerate(self.epoch_batches(), self.start_iter):
-                self.call_hooks("before_step")
-                self.run_step(batch)
-                self.call_hooks("after_step")
-            self.start_iter = 0
-            self.epoch_summary = self.end_epoch()
-            self.history.append(self.epoch_summary)  # hooks below add to it (validation results)
-            self.call_hooks("after_epoch")
-        self.call_hooks("after_train")
+        last epoch's summary.
+
+        However the loop ends (finished, a stop signal, an exception, a second Ctrl-C), every hook's ``after_train``
+        runs and then :meth:`cleanup` (detectron2's ``TrainerBase.train`` does the same); ``completed`` tells them
+        whether training ran to its end."""
+        self.completed = False
+        failure: BaseException | None = None
+        try:
+            self.call_hooks("before_train")
+            for self.epoch in range(self.start_epoch, self.max_epoch):
+                self.call_hooks("before_epoch")
+                self.iter = self.start_iter - 1
+                for self.iter, batch in enumerate(self.epoch_batches(), self.start_iter):
+                    self.call_hooks("before_step")
+                    self.run_step(batch)
+                    self.call_hooks("after_step")
+                self.start_iter = 0
+                self.epoch_summary = self.end_epoch()
+                self.history.append(self.epoch_summary)  # hooks below add to it (validation results)
+                self.call_hooks("after_epoch")
+            self.completed = True
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            self._finish(failure)
         return self.history[-1] if self.history else {}
+
+    def _finish(self, failure: BaseException | None) -> None:
+        """Every hook's ``after_train``, then :meth:`cleanup`, each run even if an earlier one raises. Without an
+        earlier failure, the first error raised here propagates; with one, later errors are only logged, so the
+        original error is the one reported."""
+        first: BaseException | None = None
+        for step in [hook.after_train for hook in self.hooks] + [lambda: self.cleanup(failure)]:
+            try:
+                step()
+            except Exception as exc:
+                if failure is None and first is None:
+                    first = exc
+                else:
+                    logger.error("while stopping, %s also failed: %s: %s", getattr(step, "__self__", self).__class__
+                                 .__name__, type(exc).__name__, exc)
+        if first is not None:
+            raise first
+
+    def cleanup(self, failure: BaseException | None) -> None:
+        """Release what the loop holds (loader workers, open files); runs on every exit path, after the hooks'
+        ``after_train``. ``failure`` is the exception ending the loop, if any."""
 
     def epoch_batches(self) -> Iterable:
         raise NotImplementedError
@@ -126,10 +172,14 @@ class Trainer(TrainerBase):
 
     def __init__(self, cfg: CfgNode, dist: DistInfo | None = None):
         super().__init__()
+        check_config(cfg)  # a config built in code is checked too, before any data is read
+        if cfg.MODEL.ARCH not in available_archs():
+            raise ConfigError(f"MODEL.ARCH: {cfg.MODEL.ARCH!r} is not one of {', '.join(available_archs())}")
         self.dist = dist or init_distributed(cfg.TRAIN.DEVICE)
         self.device = self.dist.device
+        self.num_workers = resolve_num_workers(cfg.DATA_LOADER.NUM_WORKERS)
         if self.device.type == "cpu":
-            limit_cpu_threads(cfg.DATA_LOADER.NUM_WORKERS, self.dist.world_size)
+            limit_cpu_threads(self.num_workers, self.dist.world_size)
         seed_everything(cfg.SEED, cfg.TRAIN.DETERMINISTIC)
         self.config_text, self.arch, self.output_dir = cfg.dump(), cfg.MODEL.ARCH, cfg.OUTPUT_DIR
         self.class_names = load_class_names_for(cfg)
@@ -143,6 +193,7 @@ class Trainer(TrainerBase):
         self.monitor = Monitor(cfg.OUTPUT_DIR, self.dist.is_main)
         self.checkpoints = CheckpointManager(os.path.join(cfg.OUTPUT_DIR, "checkpoints"), cfg.TRAIN.KEEP_CHECKPOINTS)
         self.best = -math.inf
+        self.last_saved: tuple[int, int] | None = None  # (epochs, iterations) of the last checkpoint written
         self._resumed_epoch: dict | None = None  # running sums of a mid-epoch checkpoint
         if cfg.TRAIN.ENABLE:
             self._build_training(cfg)
@@ -190,7 +241,8 @@ class Trainer(TrainerBase):
             CheckpointHook(self.checkpoints, cfg.TRAIN.CHECKPOINT_PERIOD,
                            os.path.join(cfg.OUTPUT_DIR, "model_final.pyth"), cfg.TRAIN.CHECKPOINT_PERIOD_ITERS),
             ProgressHook(cfg.TRAIN.LOG_PERIOD),
-            InputBoundHook(cfg.TRAIN.BATCH_SIZE, cfg.DATA_LOADER.NUM_WORKERS, cfg.DATA_LOADER.PREFETCH_FACTOR),
+            InputBoundHook(cfg.TRAIN.BATCH_SIZE, self.num_workers, cfg.DATA_LOADER.PREFETCH_FACTOR,
+                           cfg.DATA.AUGMENT_ON_DEVICE),
             PreemptionHook(),
             CrashAtStepHook.from_environment(),
             CompileTimeHook(cfg.TRAIN.COMPILE_SCOPE) if cfg.TRAIN.COMPILE else None,
@@ -199,6 +251,7 @@ class Trainer(TrainerBase):
     def _build_training(self, cfg: CfgNode) -> None:
         self.train_loader = self.build_train_loader(cfg)
         self.val_loader = self.build_val_loader(cfg)
+        logger.info("%s", describe_num_workers(cfg.DATA_LOADER.NUM_WORKERS))
         self.batch_size, self.max_epoch = cfg.TRAIN.BATCH_SIZE, cfg.SOLVER.MAX_EPOCH
         self.accumulation, self.grad_clip = cfg.SOLVER.ACCUMULATION_STEPS, cfg.SOLVER.GRAD_CLIP_NORM
         self.steps_per_epoch = len(self.train_loader) // self.accumulation
@@ -216,7 +269,8 @@ class Trainer(TrainerBase):
             net = DistributedDataParallel(net, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None)
         self.net = compile_training_net(net, self.model, scope=cfg.TRAIN.COMPILE_SCOPE) if cfg.TRAIN.COMPILE else net
         self.register_hooks(self.build_hooks(cfg))
-        self.loader_guard = LoaderGuard(self.train_loader, os.path.join(cfg.OUTPUT_DIR, "crashed_videos.txt"))
+        self.loader_guard = LoaderGuard(self.train_loader, os.path.join(cfg.OUTPUT_DIR, "crashed_videos.txt"),
+                                        stop_requested=self.stop_requested)
         if cfg.TRAIN.AUTO_RESUME:
             found = self.checkpoints.load_latest()
             if found:
@@ -239,11 +293,27 @@ class Trainer(TrainerBase):
 
     def save_checkpoint(self, iteration: int = 0, is_best: bool = False) -> str | None:
         """Write the run's state on the main process: after ``epoch + 1`` epochs, or ``iteration`` batches into the
-        current epoch. Returns the path (None on other ranks)."""
+        current epoch. Returns the path (None on other ranks). Every checkpoint (epoch, mid-epoch, preemption,
+        best) passes here: a state holding NaN/Inf stops the run instead (on every rank: their weights agree)."""
+        done = self.epoch if iteration else self.epoch + 1
+        state = self.state_dict(done, iteration)
+        self.check_finite_state(state)
         if not self.dist.is_main:
             return None
-        done = self.epoch if iteration else self.epoch + 1
-        return self.checkpoints.save(done, self.state_dict(done, iteration), is_best, iteration)
+        path = self.checkpoints.save(done, state, is_best, iteration)
+        self.last_saved = (done, iteration)
+        return path
+
+    def check_finite_state(self, state: dict) -> None:
+        """Stop with :class:`NonFiniteStateError` if the model, EMA or optimizer state in ``state`` (a checkpoint
+        or the export) holds a NaN or Inf (one fused reduction, ``rs3d.checkpoint.finite``)."""
+        bad = non_finite_parts(state)
+        if bad:
+            latest = self.checkpoints.latest() or "none written yet"
+            raise NonFiniteStateError(
+                f"the {', '.join(bad)} state became NaN/Inf by step {self.step} (epoch {self.epoch + 1}, iteration "
+                f"{self.iter + 1}); nothing was written and earlier checkpoints are intact, the newest is {latest} "
+                f"(try a lower SOLVER.BASE_LR, SOLVER.GRAD_CLIP_NORM or TRAIN.MIXED_PRECISION bf16)")
 
     def resume(self, path: str, state: dict | None = None) -> None:
         """Restore a checkpoint written by :meth:`state_dict` (weights, optimiser, schedule, RNGs, and for a
@@ -269,9 +339,11 @@ class Trainer(TrainerBase):
         return self.ema.module if self.ema else self.model
 
     def export_state(self) -> dict:
-        """What ``model_final.pyth`` holds: the exported weights, the config and the class names."""
-        return {"model": self.export_model().state_dict(), "config": self.config_text,
-                "class_names": self.class_names, "arch": self.arch}
+        """What ``model_final.pyth`` holds: the exported weights, the config and the class names (checked finite)."""
+        state = {"model": self.export_model().state_dict(), "config": self.config_text,
+                 "class_names": self.class_names, "arch": self.arch}
+        self.check_finite_state(state)
+        return state
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict:
@@ -282,6 +354,21 @@ class Trainer(TrainerBase):
         summary = super().train()
         logger.info("skipped %d unreadable training/validation samples in total", self.skips.total_skips)
         return summary
+
+    def cleanup(self, failure: BaseException | None) -> None:
+        """Shut the loader workers down (at once after a second Ctrl-C) and bring the log and metrics files up to
+        date on their storage."""
+        try:
+            guard = getattr(self, "loader_guard", None)
+            if guard is not None:
+                guard.close(at_once=isinstance(failure, KeyboardInterrupt))
+            val = getattr(self, "val_loader", None)
+            iterator = getattr(val, "_iterator", None)
+            if iterator is not None and hasattr(iterator, "_shutdown_workers"):  # persistent validation workers
+                iterator._shutdown_workers()
+                val._iterator = None
+        finally:
+            self.monitor.sync()
 
     def epoch_batches(self) -> Iterable[ClipBatch]:
         """The epoch's training batches (a whole number of accumulation groups) from ``start_iter``; resets the
@@ -340,8 +427,9 @@ class Trainer(TrainerBase):
         """Stop with :class:`NonFiniteLossError` if any loss so far this epoch was NaN/Inf."""
         if bool(self._bad):
             latest = self.checkpoints.latest() or "none written yet"
-            raise NonFiniteLossError(f"loss became NaN/Inf in epoch {self.epoch + 1} by iteration {self.iter + 1}; "
-                                     f"stopping. Last good checkpoint: {latest} (try a lower SOLVER.BASE_LR, "
+            raise NonFiniteLossError(f"loss became NaN/Inf in epoch {self.epoch + 1} by iteration {self.iter + 1} "
+                                     f"(step {self.step}); stopping. Last good checkpoint: {latest} (try a lower "
+                                     f"SOLVER.BASE_LR, "
                                      f"SOLVER.GRAD_CLIP_NORM or TRAIN.MIXED_PRECISION bf16)")
 
     def end_epoch(self) -> dict:

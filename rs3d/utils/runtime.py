@@ -1,12 +1,13 @@
 """Process setup shared by training, testing and tools: seeding, determinism, CPU threads, peak memory."""
 from __future__ import annotations
 
-import os
 import random
 import resource
 
 import numpy as np
 import torch
+
+from rs3d.utils.cpus import usable_cpus
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -28,8 +29,8 @@ def configure_speed(deterministic: bool = False) -> None:
 
 
 def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one, e.g. under a batch scheduler)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """CPU cores this process may run on: its affinity mask and its cgroup's CPU quota (``rs3d.utils.cpus``)."""
+    return usable_cpus()
 
 
 def limit_cpu_threads(num_workers: int, processes_per_machine: int = 1) -> int:
