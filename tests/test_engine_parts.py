@@ -92,15 +92,33 @@ def test_ema_arithmetic_including_bn_buffers():
 
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    """The disk fills up halfway through writing the new bytes: the old checkpoint stays whole."""
+    from rs3d.utils import atomic
+
     path = str(tmp_path / "ckpt.pyth")
     save_atomic({"w": torch.ones(3)}, path)
+    real_open = open
 
-    def broken_save(obj, f):
-        f.write(b"partial")
-        raise OSError("disk full")
+    class HalfWritten:
+        def __init__(self, file):
+            self.file = file
 
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+        def write(self, data):
+            self.file.write(bytes(data[: len(data) // 2]))
+            self.file.flush()
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    monkeypatch.setattr(atomic, "open", lambda *a, **k: HalfWritten(real_open(*a, **k)), raising=False)
+    with pytest.raises(OSError, match="No space"):
         save_atomic({"w": torch.zeros(3)}, path)
     monkeypatch.undo()
     assert torch.equal(load_checkpoint(path)["w"], torch.ones(3))

@@ -1,0 +1,279 @@
+"""Plant known bugs one at a time and check that the tests meant to guard against each one fail.
+
+    python tools/mutation_check.py             # every mutation (a few minutes on 2 cores)
+    python tools/mutation_check.py --list      # the mutations and the tests that must catch them
+    python tools/mutation_check.py --only NAME [--only NAME ...]
+
+The repository (tracked files plus untracked, not ignored ones) is copied to a temporary folder; each mutation
+replaces one snippet of source there (it must occur exactly once), runs its tests with this Python and
+``PYTHONPATH`` set to the copy (so ``rs3d`` is imported from the mutated copy, not from an editable install), and
+restores the file. The named tests first run once unmutated (they must pass). Prints a table (mutation, tests,
+caught) and exits non-zero if a mutation survives, a snippet is missing, or the baseline fails.
+tests/test_mutation_list.py checks on every test run that each snippet still occurs exactly once.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One planted bug: in ``path``, ``original`` (exactly once) becomes ``mutated``; each of ``tests`` (pytest
+    node ids, a test without parameters selects all of them) must then fail."""
+
+    name: str
+    path: str
+    original: str
+    mutated: str
+    tests: tuple[str, ...]
+    breaks: str  # what it breaks for users
+
+
+P = "tests/test_promises.py::"
+MUTATIONS: tuple[Mutation, ...] = (
+    # ------------------------------------------------------------ the audit's uncaught ones (issue 24)
+    Mutation("no_per_sample_reseed", "rs3d/data/dataset.py",
+             "torch.manual_seed(sample_seed(self.seed, epoch, index))", "sample_seed(self.seed, epoch, index)",
+             (P + "test_each_sample_of_an_epoch_draws_its_own_augmentation_whatever_the_worker_count",),
+             "every clip of an epoch gets the same augmentation; draws depend on the worker count"),
+    Mutation("sgd_not_nesterov", "rs3d/engine/optim.py", "momentum=momentum, nesterov=nesterov,",
+             "momentum=momentum, nesterov=False,", (P + "test_rs3d_50_optimizer_is_the_reference_sgd",),
+             "the reference recipe's Nesterov momentum is silently plain momentum"),
+    Mutation("bn_momentum_ignored", "rs3d/models/build.py", "bn_momentum=r.BN_MOMENTUM,", "",
+             (P + "test_rs3d_50_bn_layers_have_the_reference_momentum_and_eps",),
+             "MODEL.RESNET3D.BN_MOMENTUM (1.0 in the reference) is not applied"),
+    Mutation("bn_eps_hard_coded", "rs3d/models/build.py", "bn_eps=r.BN_EPS,", "bn_eps=1e-3,",
+             (P + "test_rs3d_50_bn_layers_have_the_reference_momentum_and_eps",),
+             "MODEL.RESNET3D.BN_EPS (1e-5 in the reference) is not applied"),
+    Mutation("weight_decay_on_norm_layers", "rs3d/engine/optim.py", "if exempt or name.endswith(\"bias\") or",
+             "if name.endswith(\"bias\") or", (P + "test_rs3d_50_optimizer_is_the_reference_sgd",),
+             "BN and self-gating parameters get weight decay"),
+    Mutation("resize_crop_unantialiased", "rs3d/data/batch_augment.py",
+             "F.resize(clip, [crop_size, crop_size], antialias=True)",
+             "F.resize(clip, [crop_size, crop_size], antialias=False)",
+             (P + "test_crop_resize_is_antialiased_like_pil",
+              "tests/test_data_sampling.py::test_planned_decode_scale_matches_crop_then_resize"),
+             "training crops alias (both augmentation paths share the helper)"),
+    Mutation("preemption_status_1", "rs3d/engine/preemption.py", "PREEMPTED_EXIT_CODE = 75",
+             "PREEMPTED_EXIT_CODE = 1",
+             (P + "test_exit_statuses_are_the_documented_numbers",), "schedulers stop requeuing preempted jobs"),
+    Mutation("bad_input_status_1", "rs3d/utils/errors.py", "    exit_code = 2\n", "    exit_code = 1\n",
+             (P + "test_exit_statuses_are_the_documented_numbers",), "bad input no longer exits with status 2"),
+    Mutation("stopped_run_status_1", "rs3d/utils/errors.py", "    exit_code = 3\n", "    exit_code = 1\n",
+             (P + "test_exit_statuses_are_the_documented_numbers",
+              P + "test_the_eleventh_worker_death_stops_the_run_with_status_3"),
+             "a NaN loss or worker deaths no longer exit with status 3"),
+    Mutation("atomic_open_writes_the_target", "rs3d/utils/atomic.py", "tmp = temp_path_for(path)\n",
+             "tmp = path\n",
+             ("tests/test_atomic_writes.py::test_a_writer_killed_mid_file_leaves_no_new_file",
+              "tests/test_atomic_writes.py::test_a_writer_killed_mid_overwrite_keeps_the_old_file",
+              "tests/test_engine_parts.py::test_atomic_save_keeps_the_old_file_when_writing_fails"),
+             "a crash mid-save corrupts the file"),
+    Mutation("atomic_temp_file_left_behind", "rs3d/utils/atomic.py",
+             "with contextlib.suppress(OSError):\n                os.remove(tmp)",
+             "with contextlib.suppress(OSError):\n                pass",
+             ("tests/test_atomic_writes.py::test_a_failed_rename_of_a_new_file_leaves_nothing",),
+             "failed writes leave temporary files behind"),
+    Mutation("no_fsync", "rs3d/utils/atomic.py", "            if fsync:\n                os.fsync(handle.fileno())",
+             "            if False:\n                os.fsync(handle.fileno())",
+             ("tests/test_atomic_writes.py::test_data_is_fsynced_before_the_rename",),
+             "a power cut after the rename can leave an empty file"),
+    Mutation("skip_tracker_silent", "rs3d/data/dataset.py", "        for path, reason in failures:\n",
+             "        for path, reason in failures[:0]:\n",
+             (P + "test_each_bad_file_is_logged_once_with_its_reason_and_counted_per_epoch",
+              "tests/test_data_datasets.py::test_two_worker_loader_with_a_bad_file"),
+             "bad videos silently unreported"),
+    Mutation("skip_count_not_reset", "rs3d/data/dataset.py", "count, self.epoch_skips = self.epoch_skips, 0",
+             "count = self.epoch_skips",
+             (P + "test_each_bad_file_is_logged_once_with_its_reason_and_counted_per_epoch",), "the per-epoch skip count grows over the run"),
+    Mutation("worker_deaths_limit_off_by_one", "rs3d/engine/loader_guard.py",
+             "self.crashes > self.max_crashes", "self.crashes > self.max_crashes + 1",
+             (P + "test_the_eleventh_worker_death_stops_the_run_with_status_3",),
+             "the run keeps restarting a loader past the documented 10 worker deaths"),
+    Mutation("fp16_without_grad_scaler", "rs3d/engine/trainer.py", "enabled=self.amp_dtype == torch.float16)",
+             "enabled=False)", (P + "test_the_trainer_builds_an_enabled_grad_scaler_for_fp16_only",),
+             "fp16 gradients underflow (no loss scaling)"),
+    Mutation("step_bypasses_grad_scaler", "rs3d/engine/trainer.py", "self.scaler.step(self.optimizer)",
+             "self.optimizer.step()", (P + "test_fp16_grad_scaler_steps_with_the_unscaled_gradient",),
+             "fp16 steps use the scaled gradient (2**16 times too large)"),
+    Mutation("grad_clip_ignored", "rs3d/engine/trainer.py",
+             "nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)",
+             "nn.utils.clip_grad_norm_(self.model.parameters(), math.inf)",
+             (P + "test_grad_clip_norm_clips_the_true_gradient",), "SOLVER.GRAD_CLIP_NORM has no effect"),
+    Mutation("grad_clip_before_unscale", "rs3d/engine/trainer.py", "self.scaler.unscale_(self.optimizer)\n", "\n",
+             (P + "test_grad_clip_norm_clips_the_true_gradient",),
+             "under fp16 the clip sees the scaled gradient"),
+    Mutation("export_mismatch_exits_0", "rs3d/commands/export.py", "return 0 if report.max_abs_diff < 1e-3 else 1",
+             "return 0", (P + "test_export_fails_when_the_program_disagrees_with_the_model",),
+             "an exported program that disagrees with the model is reported as a success"),
+    Mutation("export_writes_the_target", "rs3d/inference/export.py", "torch.export.save(program, tmp)",
+             "torch.export.save(program, path)", (P + "test_a_failed_export_save_leaves_the_previous_program",),
+             "a failed export leaves half a program at the target"),
+    Mutation("benchmark_verdict_on_best_ratio", "rs3d/studies/data_pipeline.py",
+             "verdict = \"PASS\" if min(wall, cpu) >= target", "verdict = \"PASS\" if max(wall, cpu) >= target",
+             ("tests/test_benchmark_data.py::test_verdicts_against_the_readmes_targets",),
+             "a target met by wall time only is reported as met"),
+    # ------------------------------------------------------------ caught before issue 24
+    Mutation("tf_same_padding_mirrored", "rs3d/models/padding.py", "pads += [total // 2, total - total // 2]",
+             "pads += [total - total // 2, total // 2]",
+             ("tests/test_tf_parity.py::test_tf_same_padding_reproduces_tf_logits_and_endpoints",),
+             "PADDING tf_same no longer reproduces TF's logits"),
+    Mutation("tf_randaugment_rounding", "rs3d/data/randaugment_tf.py",
+             "sx, sy = _round_half_away(source_x), _round_half_away(source_y)",
+             "sx, sy = np.rint(source_x).astype(np.int64), np.rint(source_y).astype(np.int64)",
+             ("tests/test_randaugment_tf.py::test_geometric_ops_equal_tensorflow",),
+             "geometric RandAugment ops differ from TF by a pixel"),
+    Mutation("tf_equalize_unrounded", "rs3d/data/randaugment_tf.py",
+             "lut = (np.cumsum(hist) + step // 2) // max(step, 1)", "lut = np.cumsum(hist) // max(step, 1)",
+             ("tests/test_randaugment_tf.py::test_colour_ops_equal_tensorflow_bit_for_bit",),
+             "Equalize differs from TF's"),
+    Mutation("tf_sharpness_kernel", "rs3d/data/randaugment_tf.py", "inner.add_(x[..., 1:-1, 1:-1], alpha=4)",
+             "inner.add_(x[..., 1:-1, 1:-1], alpha=5)",
+             ("tests/test_randaugment_tf.py::test_colour_ops_equal_tensorflow_bit_for_bit",),
+             "Sharpness differs from TF's"),
+    Mutation("flip_after_randaugment", "rs3d/data/transforms.py",
+             "        if draws.flip:\n            clip = clip.flip(-1)\n"
+             "        if isinstance(self._randaugment, TFRandAugment):\n"
+             "            return self._randaugment.apply(clip, list(draws.ops))\n",
+             "        if isinstance(self._randaugment, TFRandAugment):\n"
+             "            clip = self._randaugment.apply(clip, list(draws.ops))\n"
+             "            return clip.flip(-1) if draws.flip else clip\n",
+             ("tests/test_batch_augment.py::test_batch_equals_worker_path_bit_for_bit",),
+             "the worker path flips after RandAugment, the device path before"),
+    Mutation("rng_not_restored", "rs3d/checkpoint/rng.py", "torch.set_rng_state(state[\"torch\"].cpu())",
+             "torch.get_rng_state()",
+             ("tests/test_engine_parts.py::test_rng_state_round_trip_survives_weights_only",),
+             "a resumed run draws other augmentations than an uninterrupted one"),
+    Mutation("checkpoints_unpickle_code", "rs3d/checkpoint/io.py",
+             "torch.load(f, map_location=map_location, weights_only=True)",
+             "torch.load(f, map_location=map_location, weights_only=False)",
+             ("tests/test_engine_parts.py::test_checkpoint_with_pickled_code_is_refused",),
+             "a checkpoint carrying pickled code runs it"),
+)
+
+
+def find_problems(root: str = ROOT, mutations: tuple[Mutation, ...] = MUTATIONS) -> list[str]:
+    """Mutations whose snippet does not occur exactly once in ``root``, or that change nothing, or whose tests
+    are missing; empty when the list is current."""
+    problems = []
+    if len({m.name for m in mutations}) != len(mutations):
+        problems.append("mutation names are not unique")
+    for m in mutations:
+        path = os.path.join(root, m.path)
+        text = open(path, encoding="utf-8").read() if os.path.isfile(path) else ""
+        count = text.count(m.original)
+        if count != 1:
+            problems.append(f"{m.name}: the original snippet occurs {count} times in {m.path}")
+        if m.original == m.mutated:
+            problems.append(f"{m.name}: the mutation changes nothing")
+        for test in m.tests:
+            file, _, name = test.partition("::")
+            source = os.path.join(root, file)
+            if not os.path.isfile(source) or (name and f"def {name.split('[')[0]}(" not in open(source).read()):
+                problems.append(f"{m.name}: no test {test}")
+    return problems
+
+
+def copy_repository(root: str, dest: str) -> None:
+    """Tracked and untracked-but-not-ignored files of ``root`` (as they are in the working tree) into ``dest``."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = os.path.join(root, rel)
+        if os.path.isfile(src):  # deleted but still in the index: skip
+            os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dest, rel))
+
+
+def run_tests(copy: str, tests: tuple[str, ...], stop_early: bool) -> tuple[int, str, float]:
+    """pytest on ``tests`` inside the copy; (return code, last lines of output, seconds)."""
+    env = dict(os.environ, PYTHONPATH=copy, PYTHONDONTWRITEBYTECODE="1")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           *(["-x"] if stop_early else []), *tests]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True)
+    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+    return proc.returncode, tail, time.monotonic() - start
+
+
+def check_imports_from(copy: str) -> None:
+    """Make sure a test process in the copy imports the copy's rs3d (the venv may hold an editable install)."""
+    env = dict(os.environ, PYTHONPATH=copy)
+    found = subprocess.run([sys.executable, "-c", "import rs3d, os; print(os.path.realpath(rs3d.__file__))"],
+                           cwd=copy, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    if not found.startswith(os.path.realpath(copy) + os.sep):
+        sys.exit(f"error: rs3d is imported from {found}, not from the copy {copy}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", metavar="NAME", help="run only this mutation (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and their tests, run nothing")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copy (its path is printed)")
+    args = parser.parse_args(argv)
+    chosen = MUTATIONS
+    if args.only:
+        unknown = set(args.only) - {m.name for m in MUTATIONS}
+        if unknown:
+            parser.error(f"unknown mutation(s) {', '.join(sorted(unknown))}; see --list")
+        chosen = tuple(m for m in MUTATIONS if m.name in args.only)
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}  ({m.path}): {m.breaks}\n    " + "\n    ".join(m.tests))
+        return 0
+    problems = find_problems(ROOT, chosen)
+    if problems:
+        print("error: the mutation list is out of date:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    start = time.monotonic()
+    copy = tempfile.mkdtemp(prefix="rs3d-mutation-")
+    try:
+        copy_repository(ROOT, copy)
+        check_imports_from(copy)
+        tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        code, tail, seconds = run_tests(copy, tests, stop_early=False)
+        print(f"baseline: {len(tests)} test selections, unmutated, {seconds:.0f} s: "
+              f"{'pass' if code == 0 else 'FAIL'}", flush=True)
+        if code != 0:
+            print(tail, file=sys.stderr)
+            return 1
+        rows, survivors = [], 0
+        for m in chosen:
+            target = os.path.join(copy, m.path)
+            original = open(target, encoding="utf-8").read()
+            try:
+                with open(target, "w", encoding="utf-8") as f:
+                    f.write(original.replace(m.original, m.mutated, 1))
+                code, tail, seconds = run_tests(copy, m.tests, stop_early=True)
+            finally:
+                with open(target, "w", encoding="utf-8") as f:
+                    f.write(original)
+            caught = "yes" if code == 1 else "NO" if code == 0 else f"ERROR (pytest status {code})"
+            survivors += caught != "yes"
+            rows.append((m.name, ", ".join(t.rpartition("/")[2] for t in m.tests), caught, seconds))
+            print(f"{m.name}: {caught} ({seconds:.0f} s)", flush=True)
+            if caught != "yes":
+                print("    " + tail.replace("\n", "\n    "), flush=True)
+        print("\n| mutation | tests | caught |\n|---|---|---|")
+        for name, tests_text, caught, _ in rows:
+            print(f"| {name} | {tests_text} | {caught} |")
+        print(f"\n{len(rows) - survivors} of {len(rows)} mutations caught in {time.monotonic() - start:.0f} s")
+        return 1 if survivors else 0
+    finally:
+        if args.keep:
+            print(f"copy kept at {copy}")
+        else:
+            shutil.rmtree(copy, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
