@@ -24,7 +24,7 @@ from rs3d.data.dataset import SkipTracker
 from rs3d.data.transforms import Box, cut_clip
 from rs3d.engine import Trainer
 from rs3d.engine.loader_guard import LoaderCrashError, LoaderGuard
-from rs3d.engine.preemption import PreemptedError
+from rs3d.engine.preemption import PreemptedError, PreemptionHook
 from rs3d.engine.trainer import NonFiniteLossError
 from rs3d.models import build_model
 
@@ -167,6 +167,19 @@ def test_exit_statuses_are_the_documented_numbers(error, status, capsys):
         assert err.startswith("stopped: ")
     elif isinstance(error, (ConfigError, NonFiniteLossError, LoaderCrashError)):
         assert err.startswith("error: ")
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 75), (signal.SIGUSR1, 75), (signal.SIGINT, 130)])
+def test_a_stop_signal_maps_to_its_exit_status(sig, status):
+    """SIGTERM / SIGUSR1 from a scheduler: 75 (requeue); Ctrl-C: 130, as a shell reports it."""
+    hook = PreemptionHook()
+    previous = signal.getsignal(sig)
+    hook.before_train()
+    try:
+        os.kill(os.getpid(), sig)
+    finally:
+        hook.after_train()
+    assert signal.getsignal(sig) is previous and hook.exit_code == status
 
 
 # ---------------------------------------------------------------- skip reports
