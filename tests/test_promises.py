@@ -200,6 +200,31 @@ def test_each_bad_file_is_logged_once_with_its_reason_and_counted_per_epoch(capl
     assert "b.mp4" in lines[1] and "invalid data" in lines[1]
 
 
+@pytest.mark.slow
+def test_training_reports_each_bad_file_once_and_counts_skips_per_epoch(tmp_path, video_dir, caplog):
+    """README: each bad file is logged once with its reason and skips are counted per epoch (the epoch summary)."""
+    from test_training import tiny_cfg
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(5):
+        shutil.copy(video_dir["good"], data / f"good{i}.mp4")
+    shutil.copy(video_dir["text"], data / "text.mp4")
+    (data / "train.csv").write_text("".join(f"good{i}.mp4 {i}\n" for i in range(5)) + "text.mp4 5\n")
+    (data / "val.csv").write_text("good0.mp4 0\ngood1.mp4 1\n")
+    (data / "classnames.json").write_text(json.dumps([f"c{i}" for i in range(8)]))
+    cfg = tiny_cfg(str(data), tmp_path / "run", "SOLVER.MAX_EPOCH", "2", "TRAIN.BATCH_SIZE", "2", "TRAIN.EVAL_PERIOD",
+                   "0", "TRAIN.AUTO_RESUME", "False")
+    with caplog.at_level(logging.WARNING, logger="rs3d"):
+        trainer = Trainer(cfg)
+        trainer.train()
+    assert [epoch["skipped_videos"] for epoch in trainer.history] == [1, 1]  # 6 samples an epoch, one unreadable
+    named = [r.getMessage() for r in caplog.records if "text.mp4" in r.getMessage() and "unreadable video" in
+             r.getMessage()]
+    assert len(named) == 1 and "Invalid data found" in named[0], named  # FFmpeg's reason, once in the run
+    assert trainer.skips.total_skips == 2
+
+
 # ---------------------------------------------------------------- worker deaths
 class _DyingLoader:
     """A stand-in for the training DataLoader whose first ``deaths`` iterators each yield one batch, then report a
