@@ -27,8 +27,8 @@ from rs3d.commands import base as cli
 from rs3d.config import load_config
 from rs3d.models.build import build_model
 from rs3d.studies.levers import (
-    LEVERS,
     KERNEL_GROUPS,
+    LEVERS,
     RecipeStep,
     conv_shapes,
     profile_groups,
