@@ -226,7 +226,8 @@ def rs50_structure(**kwargs) -> ResNet3D:
 @pytest.mark.slow
 def test_regional_compile_makes_one_graph_per_block_signature_and_never_runs_eagerly():
     """RS3D-50's 16 blocks + stem are 13 signatures (stem; first, middle and last block of each stage: the first
-    changes channels or stride, the last has self-gating). Every region runs compiled on every call."""
+    changes channels or stride, the last has self-gating). Every region runs compiled on every call, with lowered
+    convs on channels_last_3d (no graph break), and computes what the plain eager model does."""
     torch._dynamo.reset()
     graphs, calls = [], Counter()
 
@@ -240,12 +241,12 @@ def test_regional_compile_makes_one_graph_per_block_signature_and_never_runs_eag
         return run
 
     torch.manual_seed(0)
-    model = rs50_structure().train()
-    reference = rs50_structure().train()
+    model = rs50_structure(conv_impl="lowered").train().to(memory_format=CL)  # the Kinetics configs' GPU path
+    reference = rs50_structure(conv_impl="conv3d", fused_tail=False).train()
     reference.load_state_dict(model.state_dict())
     assert compile_training_net(model, model, backend=counting) is model
     assert list(model.state_dict()) == list(reference.state_dict())  # checkpoints keep their keys
-    clip = torch.randn(2, 3, 4, 32, 32)
+    clip = torch.randn(2, 3, 4, 32, 32).contiguous(memory_format=CL)
     for _ in range(2):
         torch.manual_seed(1)
         out = model(clip)

@@ -8,7 +8,14 @@ one graph of the whole network, which did not finish within 150 s on an H200 hos
 its keys (no ``_orig_mod.`` prefix). All regions share one code object (``Module._call_impl``), so dynamo's
 recompile limit (8 by default) is raised to cover every signature in training and evaluation at a few input
 shapes; otherwise blocks past the limit would silently run eagerly. Shapes are static (``dynamic=False``):
-every block keeps kernels specialised to its sizes.
+every block keeps kernels specialised to its sizes. ``torch.compiler.nested_compile_region`` (one whole-model
+graph that traces each repeated block once) does not fit: its ``invoke_subgraph`` refuses in-place buffer
+mutations in training (torch 2.14), and BatchNorm's running statistics are exactly that.
+
+Compile time is not always lower: on a 2-core CPU, where inductor builds every graph with a C++ compiler, regional
+compilation of RS3D-50 (13 forward + 13 backward graphs) took 295 s against 176 s for the whole model (fresh
+caches each, ``tools/benchmark_levers.py`` measures it); what it guarantees is graphs that stay small as depth
+grows, state-dict keys unchanged, and eager code between regions.
 
 Dynamo cannot trace ``nn.SyncBatchNorm`` (its autograd.Function takes a process group; pytorch/pytorch#161302,
 open): it graph-breaks there at best and fails with DDP at worst (pytorch/pytorch#107372). With SyncBN every BN
