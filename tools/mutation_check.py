@@ -7,8 +7,9 @@
 The repository (tracked files plus untracked, not ignored ones) is copied to a temporary folder; each mutation
 replaces one snippet of source there (it must occur exactly once), runs its tests with this Python and
 ``PYTHONPATH`` set to the copy (so ``rs3d`` is imported from the mutated copy, not from an editable install), and
-restores the file. The named tests first run once unmutated (they must pass). Prints a table (mutation, tests,
-caught) and exits non-zero if a mutation survives, a snippet is missing, or the baseline fails.
+restores the file (a test run is cut at 120 s). The named tests first run once unmutated (they must pass). Prints a
+table (mutation, tests, caught) and exits non-zero if a mutation survives, a snippet is missing, or the baseline
+fails.
 tests/test_mutation_list.py checks on every test run that each snippet still occurs exactly once.
 """
 from __future__ import annotations
@@ -129,6 +130,28 @@ MUTATIONS: tuple[Mutation, ...] = (
              "verdict = \"PASS\" if min(wall, cpu) >= target", "verdict = \"PASS\" if max(wall, cpu) >= target",
              ("tests/test_benchmark_data.py::test_verdicts_against_the_readmes_targets",),
              "a target met by wall time only is reported as met"),
+    # ------------------------------------------------------------ one per capability since (issues 19, 20)
+    Mutation("every_worker_death_a_decoder_fault", "rs3d/engine/loader_guard.py",
+             "return exitcode > 0 or (exitcode < 0 and -exitcode in FAULT_SIGNALS)", "return exitcode != 0",
+             ("tests/test_stops.py::test_which_worker_deaths_are_decoder_faults",),
+             "a worker killed by a stop signal or the OOM killer gets its video excluded as a crash"),
+    Mutation("workers_take_group_signals", "rs3d/data/workers.py", "signal.signal(sig, signal.SIG_IGN)",
+             "signal.getsignal(sig)",
+             ("tests/test_stops.py::test_loader_workers_ignore_group_signals_but_obey_the_trainer",),
+             "Ctrl-C or a scheduler's group signal kills the loader workers mid-step"),
+    Mutation("non_finite_checkpoint_accepted", "rs3d/checkpoint/finite.py",
+             "if not bool(torch.stack(peaks).isfinite().all()):", "if False:",
+             ("tests/test_stops.py::test_auto_resume_never_picks_a_non_finite_checkpoint",),
+             "a diverged (NaN) checkpoint is written and resumed from"),
+    Mutation("torchvision_magnitude_unchecked", "rs3d/config/checks.py",
+             "d.RANDAUGMENT_POLICY == \"torchvision\" and d.RANDAUGMENT_MAGNITUDE > 30",
+             "d.RANDAUGMENT_POLICY == \"torchvision\" and d.RANDAUGMENT_MAGNITUDE > 300",
+             ("tests/test_config_validation.py::test_rules_that_tie_keys_together",),
+             "a torchvision RandAugment magnitude past its 30 bins is accepted at load"),
+    Mutation("lowered_temporal_conv_unpadded", "rs3d/models/conv.py", "(self.stride[0], 1), (self.padding[0], 0))",
+             "(self.stride[0], 1), (0, 0))",
+             ("tests/test_conv_lowering.py::test_lowered_conv_equals_conv3d_in_float64",),
+             "MODEL.RESNET3D.CONV_IMPL lowered computes another convolution than Conv3d"),
     # ------------------------------------------------------------ caught before issue 24
     Mutation("tf_same_padding_mirrored", "rs3d/models/padding.py", "pads += [total // 2, total - total // 2]",
              "pads += [total - total // 2, total // 2]",
@@ -204,7 +227,7 @@ def copy_repository(root: str, dest: str) -> None:
 def run_tests(copy: str, tests: tuple[str, ...], stop_early: bool) -> tuple[int, str, float]:
     """pytest on ``tests`` inside the copy; (return code, last lines of output, seconds)."""
     env = dict(os.environ, PYTHONPATH=copy, PYTHONDONTWRITEBYTECODE="1")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout", "120",
            *(["-x"] if stop_early else []), *tests]
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True)
