@@ -1,25 +1,19 @@
-"""Side-by-side comparison of configs on this device: size, FLOPs, speed, memory and (from run dirs) accuracy.
+"""Side-by-side comparison of configs on this device: size, FLOPs, speed and memory, and the speed-vs-accuracy plot.
 
-Speed rows are timed in fresh processes (see ``rs3d.studies.speed``); accuracy comes from a finished run's
-``metrics.jsonl`` (single view, EMA when present) and ``test_<split>.json`` (multi-view).
+Speed rows are timed in fresh processes (see ``rs3d.studies.speed``); accuracy over seeds comes from run folders
+(``rs3d.studies.runs``) and its statistics from ``rs3d.studies.compare_report``.
 """
 from __future__ import annotations
 
-import csv
 import functools
-import json
 import os
 from dataclasses import dataclass
 
 from rs3d.config import load_config
 from rs3d.models import build_model
 from rs3d.studies.speed import SpeedSetting, build_for_clip, time_in_subprocess
-from rs3d.utils import paths
-from rs3d.utils.atomic import atomic_open, atomic_path
+from rs3d.utils.atomic import atomic_path
 from rs3d.utils.complexity import count_gflops, count_parameters
-
-COLUMNS = ["model", "params (M)", "GFLOPs/view", "infer clips/s b1", "infer clips/s max", "max batch",
-           "train clips/s", "train peak MiB", "top-1 1-view", "top-5 1-view", "top-1 multi-view", "top-5 multi-view"]
 
 
 @dataclass
@@ -30,26 +24,6 @@ class SpeedBudget:
     iters: int = 3
     max_batch: int = 8
     train_batch: int = 2
-
-
-def run_accuracy(run_dir: str) -> dict:
-    """Single-view top-1/5 (last validation, EMA model when present) and multi-view test top-1/5 of a run."""
-    out: dict = {}
-    metrics = os.path.join(run_dir, "metrics.jsonl")
-    if paths.isfile(metrics):
-        last: dict = {}
-        for line in paths.read_text(metrics).splitlines():
-            record = json.loads(line)
-            if record.get("split") in ("val", "val_ema"):
-                last[record["split"]] = record
-        best = last.get("val_ema") or last.get("val")
-        if best:
-            out.update({"top-1 1-view": best.get("top1"), "top-5 1-view": best.get("top5")})
-    for name in paths.ls(run_dir) if paths.isdir(run_dir) else []:
-        if name.startswith("test_") and name.endswith(".json"):
-            test = json.loads(paths.read_text(os.path.join(run_dir, name)))
-            out.update({"top-1 multi-view": test.get("top1"), "top-5 multi-view": test.get("top5")})
-    return out
 
 
 def largest_batch_speed(path: str, opts: list[str], frames: int, crop: int, budget: SpeedBudget) -> tuple[float, int]:
@@ -68,15 +42,17 @@ def largest_batch_speed(path: str, opts: list[str], frames: int, crop: int, budg
     return best, best_batch
 
 
-def compare_row(path: str, opts: list[str], budget: SpeedBudget, run_dir: str | None = None,
-                name: str | None = None) -> dict:
-    """Every column of :data:`COLUMNS` for one config (and its run dir, if given)."""
+def compare_row(path: str, opts: list[str], budget: SpeedBudget, name: str | None = None,
+                speed: bool = True) -> dict:
+    """Size, FLOPs and (unless ``speed`` is False) measured speed and training memory of one config."""
     cfg = load_config(path, opts)
     frames, crop = cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE
     model = build_model(cfg)
     row = {"model": name or os.path.splitext(os.path.basename(path))[0],
            "params (M)": count_parameters(model) / 1e6, "GFLOPs/view": count_gflops(model, (frames, crop, crop))}
     del model
+    if not speed:
+        return row
     factory = functools.partial(build_for_clip, path, opts, frames, crop)
     fast = budget.device.startswith("cuda")  # GPU rows run as the trainer would: bf16 autocast, channels-last
     single = time_in_subprocess(factory, SpeedSetting(frames, crop, 1, budget.device, amp=fast, channels_last=fast,
@@ -89,8 +65,6 @@ def compare_row(path: str, opts: list[str], budget: SpeedBudget, run_dir: str | 
                                                            amp=fast, channels_last=fast, train=True, recipe=True,
                                                            iters=budget.iters))
     row["train clips/s"], row["train peak MiB"] = train.get("clips_per_s"), train.get("peak_mib")
-    if run_dir:
-        row.update(run_accuracy(run_dir))
     return row
 
 
@@ -103,8 +77,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def plot_speed_accuracy(rows: list[dict], path: str, accuracy_key: str = "top-1 multi-view",
                         speed_key: str = "infer clips/s b1") -> bool:
-    """Speed-vs-accuracy figure (one marker per model, Pareto front drawn) as PNG; False when no row has both."""
-    points = [(r[speed_key], r[accuracy_key], r["model"]) for r in rows
+    """Speed-vs-accuracy figure as PNG: one marker per model with the std over seeds (``<accuracy_key> std``) as
+    error bar, the Pareto front of the means drawn; False when no row has both values."""
+    points = [(r[speed_key], r[accuracy_key], r["model"], r.get(f"{accuracy_key} std") or 0.0) for r in rows
               if r.get(speed_key) is not None and r.get(accuracy_key) is not None]
     if not points:
         return False
@@ -114,13 +89,14 @@ def plot_speed_accuracy(rows: list[dict], path: str, accuracy_key: str = "top-1 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
-    for x, y, name in points:
-        ax.scatter(x, y, s=40)
+    for x, y, name, std in points:
+        ax.errorbar(x, y, yerr=std, fmt="o", markersize=6, capsize=4)
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    front = pareto_front([(x, y) for x, y, _ in points])
+    front = pareto_front([(x, y) for x, y, _, _ in points])
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="grey", label="Pareto front")
     ax.set_xlabel(f"{speed_key} (higher is faster)")
-    ax.set_ylabel(f"{accuracy_key} (%)")
+    seeds = max((r.get("seeds") or 1 for r in rows if r.get(accuracy_key) is not None), default=1)
+    ax.set_ylabel(f"{accuracy_key} (%)" + (f", mean ± std over {seeds} seeds" if seeds > 1 else ""))
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
@@ -128,11 +104,3 @@ def plot_speed_accuracy(rows: list[dict], path: str, accuracy_key: str = "top-1 
         fig.savefig(tmp)
     plt.close(fig)
     return True
-
-
-def write_csv(rows: list[dict], path: str) -> None:
-    """The comparison as CSV, one row per model (atomic)."""
-    with atomic_open(path) as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
