@@ -266,3 +266,30 @@ def test_compare_row_measures(tmp_path):
     assert set(compare_row(TOY["rs3d_tiny"], [], SpeedBudget(), speed=False)) == {"model", "params (M)",
                                                                                   "GFLOPs/view"}
 
+
+
+@pytest.mark.slow
+def test_seeds_train_for_real_reuse_and_resume(tmp_path, capsys):
+    """rs3d-compare --seeds with real rs3d-train runs (1 epoch on 16 clips), then reused, then one resumed."""
+    from rs3d.commands.compare import main
+    from rs3d.data.prep.toy import generate_toy_dataset
+
+    data = tmp_path / "toy"
+    generate_toy_dataset(data, train_per_class=2, val_per_class=1, test_per_class=1, num_frames=32, workers=1)
+    out = tmp_path / "out"
+    argv = ["--cfg", TOY["rs3d_tiny"], TOY["c2d_tiny"], "--seeds", "1", "--no-speed", "--output-dir", str(out),
+            "--resamples", "500", "DATA.PATH_TO_DATA_DIR", str(data), "DATA.TOY_DATASET", "False",
+            "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "1", "TRAIN.BATCH_SIZE", "8"]
+    assert main(argv) == 0
+    first = json.loads((out / "compare.json").read_text())
+    assert [r["run_dir"] for r in first["runs"]] == [str(out / "rs3d_tiny/seed0"), str(out / "c2d_tiny/seed0")]
+    assert first["budget"]["held_equal"]["SOLVER.MAX_EPOCH"] == 1 and first["budget"]["videos"] == 8
+    assert "training rs3d_tiny seed 0" in capsys.readouterr().err
+    assert main(argv) == 0  # everything finished: reused, nothing trained
+    assert capsys.readouterr().err.count("reusing") == 2
+    os.remove(out / "c2d_tiny/seed0/test_val.json")  # as if stopped during the final test
+    assert main(argv) == 0
+    assert "resuming c2d_tiny seed 0" in capsys.readouterr().err
+    again = json.loads((out / "compare.json").read_text())
+    assert again["runs"] == first["runs"][:1] + [dict(first["runs"][1], train_seconds=again["runs"][1][
+        "train_seconds"])]  # the resumed run tested the same weights on the same videos: the same numbers

@@ -188,6 +188,27 @@ MUTATIONS: tuple[Mutation, ...] = (
              "torch.load(f, map_location=map_location, weights_only=False)",
              ("tests/test_engine_parts.py::test_checkpoint_with_pickled_code_is_refused",),
              "a checkpoint carrying pickled code runs it"),
+    # ------------------------------------------------------------ comparisons (issue 23)
+    Mutation("bootstrap_unpaired", "rs3d/studies/statistics.py",
+             "_resampled_mean(a, videos, rng) - _resampled_mean(b, videos, rng)",
+             "_resampled_mean(a, videos, rng) - _resampled_mean(b, draw_counts(rng, n, size), rng)",
+             ("tests/test_compare_stats.py::test_bootstrap_is_paired_over_videos",),
+             "the two configs are resampled on different videos: intervals too wide, real differences missed"),
+    Mutation("bootstrap_seeds_averaged", "rs3d/studies/statistics.py",
+             "seed_counts = draw_counts(rng, seeds, len(video_counts))",
+             "seed_counts = np.ones((len(video_counts), seeds))",
+             ("tests/test_compare_stats.py::test_bootstrap_resamples_seeds_not_only_videos",),
+             "the seed-to-seed spread is left out of the interval: chance wins called real"),
+    Mutation("mcnemar_one_sided", "rs3d/studies/statistics.py", "p_exact = min(1.0, float(2 * tail / 2 ** n))",
+             "p_exact = min(1.0, float(tail / 2 ** n))", ("tests/test_compare_stats.py::test_mcnemar_hand_worked",),
+             "McNemar's p-value halved"),
+    Mutation("budget_init_as_architecture", "rs3d/studies/budget.py",
+             "if not under(k, ARCHITECTURE) or under(k, NOT_ARCHITECTURE)", "if not under(k, ARCHITECTURE)",
+             ("tests/test_compare.py::test_unequal_budget_is_refused_naming_the_keys",),
+             "a pretrained run is compared with a scratch run without a word"),
+    Mutation("seed_folder_budget_unchecked", "rs3d/studies/seeds.py", "    if diffs:\n", "    if False:\n",
+             ("tests/test_compare.py::test_seed_folder_with_another_budget_is_refused_and_failures_stop",),
+             "a seed folder trained with another budget is reused as if it were the requested one"),
 )
 
 
