@@ -83,9 +83,7 @@ def check_equal_budget(groups: dict[str, list[RunResult]], allow: Sequence[str] 
         raise UserInputError("unequal budgets: the configs differ in " +
                              "; ".join(describe(k, v) for k, v in refused.items()) +
                              "; pass --allow-different KEY ... if that difference is the point")
-    allowed_diffs = differences(firsts, []).keys() - across.keys()
-    differing = {**{k: v for k, v in across.items()},
-                 **{k: {n: c.get(k) for n, c in firsts.items()} for k in sorted(allowed_diffs)}}
+    differing = differences(firsts, [])  # the architecture keys and those the user allowed
     first = next(iter(firsts.values()))
     held = {k: first.get(k) for k in sorted(every_key)
             if k not in differing and not under(k, NOT_COMPARED) and not under(k, allow)}

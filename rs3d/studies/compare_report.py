@@ -63,6 +63,11 @@ def _pm(mean: float | None, std: float | None) -> str:
     return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
 
 
+def _speed_cell(row: dict, key: str) -> str:
+    text = _fmt(row.get(key))
+    return f"{text} ({row['max batch']})" if key == "infer clips/s max" and row.get("max batch") else text
+
+
 def _fmt(value: object, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else ("" if value is None else str(value))
 
@@ -72,9 +77,10 @@ def markdown(report: dict) -> str:
     configs, pairs, budget = report["configs"], report["pairs"], report["budget"] or {}
     speed = [k for k in SPEED_KEYS if any(c.get(k) is not None for c in configs) and k != "max batch"]
     accuracy = ["top-1 1-view", "top-1 multi-view", "top-5 multi-view", "mean class acc multi-view"]
-    rows = [[c["model"], str(c.get("seeds", "")), *[_fmt(c.get(k)) for k in speed],
+    rows = [[c["model"], str(c.get("seeds", "")), *[_speed_cell(c, k) for k in speed],
              *[_pm(c.get(k), c.get(f"{k} std")) for k in accuracy]] for c in configs]
-    parts = [markdown_table(["model", "seeds", *speed, *[f"{k} (%)" for k in accuracy]], rows)]
+    headers = [f"{k} (batch)" if k == "infer clips/s max" else k for k in speed]
+    parts = [markdown_table(["model", "seeds", *headers, *[f"{k} (%)" for k in accuracy]], rows)]
     if pairs:
         level = round(100 * pairs[0]["level"])
         rows = [[f"{p['a']} − {p['b']}", f"{p['diff_top1']:+.2f}", f"[{p['ci_low']:+.2f}, {p['ci_high']:+.2f}]",
