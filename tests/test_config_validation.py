@@ -168,10 +168,27 @@ def test_auto_workers_are_logged_at_start(toy_dir, tmp_path, caplog, monkeypatch
     from rs3d.engine import Trainer
 
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    from rs3d.engine.diagnosis import InputBoundHook, InputBoundReport
+
     cfg = load_config(TOY, ["DATA.PATH_TO_DATA_DIR", toy_dir, "OUTPUT_DIR", str(tmp_path), "DATA.TOY_DATASET",
-                            "False", "TRAIN.BATCH_SIZE", "8"])
+                            "False", "TRAIN.BATCH_SIZE", "8", "DATA.AUGMENT_ON_DEVICE", "True"])
     with caplog.at_level(logging.INFO, logger="rs3d"):
         trainer = Trainer(cfg)
     expected = max(1, min(16, len(os.sched_getaffinity(0)) - 1))  # no CPU quota on the test machines
     assert f"{expected} loader workers per process (DATA_LOADER.NUM_WORKERS auto: " in caplog.text
     assert trainer.train_loader.num_workers == expected == trainer.num_workers
+    hook = next(h for h in trainer.hooks if isinstance(h, InputBoundHook))  # never advises what is already on
+    advice = hook.message(InputBoundReport(10, 9.0, 1.0, 8))
+    assert "INPUT-BOUND" in advice and "AUGMENT_ON_DEVICE" not in advice
+    assert f"DATA_LOADER.NUM_WORKERS is {expected};" in advice
+
+
+def test_auto_workers_divide_among_torchrun_local_ranks(monkeypatch):
+    from rs3d.data import workers
+
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 16)  # a 16-core GPU host
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert workers.resolve_num_workers("auto") == 15
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # what torchrun sets for 2 processes on this machine
+    assert workers.resolve_num_workers("auto") == 7 and workers.resolve_num_workers(3) == 3
+    assert "16 usable CPUs shared by 2 local process(es)" in workers.describe_num_workers("auto")

@@ -2,7 +2,8 @@
 SIGINT the run finishes the current optimizer step, writes a mid-epoch checkpoint and exits, with
 :data:`PREEMPTED_EXIT_CODE` (75), which a scheduler can requeue on, or for Ctrl-C with :data:`INTERRUPTED_EXIT_CODE`
 (130, the shell's code for SIGINT); the next run resumes from that checkpoint exactly. A second Ctrl-C quits at once
-(KeyboardInterrupt, nothing written). A stop that arrives while an epoch ends (validation) is honoured there.
+(KeyboardInterrupt, nothing written), as does one after another stop signal. A stop that arrives while an epoch
+ends (validation) is honoured there.
 
 Under DDP every rank agrees to stop at the same step through an all-reduce of the stop flag, launched after each
 optimizer step and read one step later: the host then waits only for the GPU to finish the previous step while the
@@ -42,7 +43,8 @@ class PreemptedError(RunStoppedError):
 
 class PreemptionHook(HookBase):
     """Turns SIGTERM/SIGUSR1/SIGHUP/SIGINT into a checkpoint at the next optimizer step boundary (or at the end of
-    the epoch under way) and a clean stop; a second SIGINT raises KeyboardInterrupt at once.
+    the epoch under way) and a clean stop; a SIGINT while already stopping (a second Ctrl-C) raises
+    KeyboardInterrupt at once.
 
     The handlers only set a flag (and log a line); they are installed for the length of ``train()`` and the
     previous handlers are restored when it ends, however it ends (``TrainerBase.train``'s ``finally``). Loader
@@ -73,9 +75,9 @@ class PreemptionHook(HookBase):
 
     def _handle(self, signum: int, _frame) -> None:
         name = signal.Signals(signum).name
-        if signum == signal.SIGINT and self.received == "SIGINT":
+        if signum == signal.SIGINT and self.received is not None:
             self._restore()
-            raise KeyboardInterrupt  # the second Ctrl-C: quit now
+            raise KeyboardInterrupt  # Ctrl-C while already stopping: quit now
         if self.received is None:
             self.received = name
             again = "; Ctrl-C again quits at once without a checkpoint" if signum == signal.SIGINT else ""
