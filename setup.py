@@ -43,6 +43,9 @@ setup(
         "PyYAML>=6.0",
         "tensorboard>=2.10",
         "matplotlib>=3.7",
+        # pretrained folders: weights as safetensors, shared through the Hugging Face Hub (hf-hub:org/name)
+        "safetensors>=0.4",
+        "huggingface_hub>=0.23",
     ],
     extras_require={"test": ["pytest>=8", "pytest-timeout>=2.1", "timm>=1.0"]},
     entry_points={"console_scripts": [f"{name}=rs3d.commands.{module}:console_main"

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rs3d.checkpoint.hub import is_pretrained_source
 from rs3d.checkpoint.io import CheckpointError, load_checkpoint
 from rs3d.utils import paths
 
@@ -46,7 +47,7 @@ PYSLOWFAST_SAFE_GLOBALS = _numpy_safe_globals()
 
 def load_weights_file(path: str) -> dict:
     """Read any supported checkpoint file into a dict (its state dict is found by ``exported_state``)."""
-    if not paths.isfile(path):
+    if not paths.isfile(path) and not is_pretrained_source(path):
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.endswith(".pkl"):
         return {"model_state": caffe2_blobs(path)}

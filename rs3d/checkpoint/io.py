@@ -87,11 +87,16 @@ def verify_checkpoint(path: str) -> str | None:
 
 def load_checkpoint(path: str, map_location: str | torch.device = "cpu", allowed_globals: Sequence = (),
                     allowed_text: str = "") -> dict:
-    """Load with ``weights_only=True``; a file carrying pickled code or objects is refused with a clear error.
+    """Load with ``weights_only=True``; a file carrying pickled code or objects is refused with a clear error. A
+    pretrained folder or ``hf-hub:org/name`` (``rs3d.checkpoint.hub``) loads as the same kind of dict.
 
     ``allowed_globals`` are extra types the file may hold (``torch.serialization.safe_globals``), described by
     ``allowed_text`` in the refusal message (e.g. "NumPy scalars" for PySlowFast files).
     """
+    from rs3d.checkpoint import hub  # a pretrained folder or hub name (safetensors): its own loader
+
+    if hub.is_pretrained_source(path):
+        return hub.load_pretrained(path)
     if not paths.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found")
     try:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from rs3d.checkpoint.formats import load_weights_file
+from rs3d.checkpoint.hub import is_pretrained_source
 from rs3d.checkpoint.io import CheckpointError
 from rs3d.checkpoint.weights import exported_state
 from rs3d.config.loader import ConfigError
@@ -266,8 +267,9 @@ def apply_init(model: nn.Module, source: str, arch: str, file: str = "", inflate
         report = init_from_checkpoint(model, path, inflate, reset_head)
         report.source = f"{source} ({path})"
     else:
-        if not paths.isfile(source):
-            raise ConfigError(f"MODEL.INIT.FROM: {source} is not a file, 'timm:<name>' or 'pytorchvideo'")
+        if not paths.isfile(source) and not is_pretrained_source(source):
+            raise ConfigError(f"MODEL.INIT.FROM: {source} is not a file, a pretrained folder, 'hf-hub:<org/name>', "
+                              "'timm:<name>' or 'pytorchvideo'")
         report = init_from_checkpoint(model, source, inflate, reset_head)
     logger.info("%s", report.summary())
     return report

@@ -14,8 +14,10 @@ from typing import Any
 from fvcore.common.config import CfgNode
 from torch import nn
 
+from rs3d.checkpoint import hub
+from rs3d.checkpoint.hub import is_pretrained_source
 from rs3d.config.catalog import find_config, list_model_names
-from rs3d.config.loader import ConfigError, load_config
+from rs3d.config.loader import ConfigError, config_from_text, load_config
 from rs3d.models.build import build_model
 
 #: Config sections searched, in order, for a ``create_model`` keyword (``depth`` -> MODEL.RESNET3D.DEPTH).
@@ -63,7 +65,9 @@ def create_model(
     """Build a named model.
 
     Args:
-        name: one of :func:`list_models` (or any shipped config name, e.g. ``"finetune/rs3d_50_imagenet"``).
+        name: one of :func:`list_models` (or any shipped config name, e.g. ``"finetune/rs3d_50_imagenet"``), or a
+            shared model: ``"hf-hub:org/name"`` or a local folder written by ``rs3d-export --format safetensors``
+            (its config, and its weights unless ``pretrained=False``).
         pretrained: where the initial weights come from. ``None``: what the config says (``MODEL.INIT``; random
             for the zoo configs). ``False``: random, whatever the config says. ``True``: the model's published
             start: ImageNet ``timm:resnetrs<depth>`` inflated to 3D for RS3D models, the published Kinetics weights
@@ -80,7 +84,8 @@ def create_model(
         An ``nn.Module`` mapping ``(N, 3, T, H, W)`` float clips to ``(N, num_classes)`` logits, with
         ``model.pretrained_cfg`` holding its input facts and ``model.default_cfg`` the full config text.
     """
-    cfg = get_config(name)
+    shared = is_pretrained_source(name)  # a pretrained folder or hf-hub:org/name: its config, its weights
+    cfg = pretrained_folder_config(name) if shared else get_config(name)
     pairs: dict[str, Any] = dict(cfg_overrides or {})
     if num_classes is not None:
         pairs["MODEL.NUM_CLASSES"] = num_classes
@@ -88,16 +93,28 @@ def create_model(
         pairs[keyword_to_key(cfg, keyword)] = value
     if pretrained is False:
         pairs["MODEL.INIT.FROM"] = ""
+    elif shared and pretrained in (None, True):
+        pairs["MODEL.INIT.FROM"] = name
     elif pretrained is True:
         pairs["MODEL.INIT.FROM"] = default_pretrained_source(cfg)
     elif isinstance(pretrained, str):
         pairs["MODEL.INIT.FROM"] = pretrained
     elif pretrained is not None:
         raise ConfigError(f"create_model: pretrained must be None, a bool or a source string, got {pretrained!r}")
-    cfg = get_config(name, [item for key, value in pairs.items() for item in (key, repr(value))])
+    opts = [item for key, value in pairs.items() for item in (key, repr(value))]
+    cfg = pretrained_folder_config(name, opts) if shared else get_config(name, opts)
     model = build_model(cfg)
     model.default_cfg = cfg.dump()
     return model
+
+
+def pretrained_folder_config(source: str, overrides: Sequence[str] = ()) -> CfgNode:
+    """The config stored in a pretrained folder or ``hf-hub:org/name`` (``rs3d.checkpoint.hub``), with overrides."""
+    text = hub.config_text(source)
+    if not text:
+        raise ConfigError(f"{source}: holds no {hub.CONFIG}; build the model from a config and load the weights "
+                          "with MODEL.INIT.FROM instead")
+    return config_from_text(text, f"{source} ({hub.CONFIG})", list(overrides))
 
 
 def default_pretrained_source(cfg: CfgNode) -> str:
