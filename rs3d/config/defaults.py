@@ -221,11 +221,11 @@ _C.TRAIN.MIXED_PRECISION = "auto"
 _C.TRAIN.CHANNELS_LAST = True
 # torch.compile the model.
 _C.TRAIN.COMPILE = False
-# SyncBatchNorm across processes (DDP on GPUs).
-_C.TRAIN.SYNC_BN = False
 # What TRAIN.COMPILE compiles: "regional" (each residual block and the stem on its own; the repeated blocks share
 # compiled code, so RS3D-50 compiles ~13 small graphs) or "whole" (the model as one graph).
 _C.TRAIN.COMPILE_SCOPE = "regional"
+# SyncBatchNorm across processes (DDP on GPUs).
+_C.TRAIN.SYNC_BN = False
 # Recompute BN statistics on training batches before each validation (fvcore precise BN).
 _C.TRAIN.PRECISE_BN = False
 # Batches used by precise BN.
