@@ -161,7 +161,7 @@ def test_init_follows_tf():
 def test_bad_config_values_are_config_errors():
     with pytest.raises(ConfigError, match=r"MODEL\.RESNET3D\.DEPTH: 34 is not one of"):
         build_model(load_config(None, ["MODEL.RESNET3D.DEPTH", "34"]))
-    with pytest.raises(ConfigError, match=r"MODEL\.RESNET3D: stem_type must be 'v0' or 'v1'"):
+    with pytest.raises(ConfigError, match=r"MODEL\.RESNET3D\.STEM_TYPE: 'v2' is not one of v1, v0"):  # at load
         build_model(load_config(None, ["MODEL.RESNET3D.STEM_TYPE", "v2"]))
     with pytest.raises(ConfigError, match=r"MODEL\.ARCH: unknown architecture 'resnet9'"):
         build_model(load_config(None, ["MODEL.ARCH", "resnet9"]))
