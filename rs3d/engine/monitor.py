@@ -86,6 +86,17 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def read_records(path: str) -> list[dict]:
+    """The JSON records of a metrics.jsonl (a line cut off by a crash is skipped)."""
+    records = []
+    for line in paths.read_text(path).splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 class Monitor:
     """Receives scalars and writes them to the log, metrics.jsonl and TensorBoard (no-ops off rank 0).
 
@@ -98,7 +109,10 @@ class Monitor:
         self.stream = stream
         if enabled:
             paths.makedirs(output_dir)
-        self._jsonl = open_append(os.path.join(output_dir, "metrics.jsonl")) if enabled else None
+        metrics = os.path.join(output_dir, "metrics.jsonl")
+        #: Every record of the run so far (a resumed run's earlier ones too), for pictures of the run.
+        self.records: list[dict] = read_records(metrics) if enabled and paths.isfile(metrics) else []
+        self._jsonl = open_append(metrics) if enabled else None
         self._tb = None
         self._tb_target, self._tb_local = os.path.join(output_dir, "tensorboard"), None
         if enabled and tensorboard:
@@ -121,6 +135,7 @@ class Monitor:
         if not self.enabled:
             return
         record = {"step": step, "split": prefix, "time": time.time(), **values}
+        self.records.append(record)
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
         if self._tb is not None:

@@ -45,6 +45,7 @@ from rs3d.engine.hooks import (
 from rs3d.engine.loader_guard import LoaderGuard
 from rs3d.engine.monitor import Monitor
 from rs3d.engine.optim import build_optimizer, build_scheduler, scaled_lr
+from rs3d.engine.pictures import CurvesHook
 from rs3d.engine.preemption import PreemptionHook
 from rs3d.evaluation import SmoothedValue
 from rs3d.models import build_model
@@ -238,6 +239,7 @@ class Trainer(TrainerBase):
             EMAHook() if self.ema else None,
             PreciseBNHook(cfg.TRAIN.PRECISE_BN_BATCHES, cfg.TRAIN.EVAL_PERIOD) if cfg.TRAIN.PRECISE_BN else None,
             EvalHook(cfg.TRAIN.EVAL_PERIOD),
+            CurvesHook(cfg.OUTPUT_DIR),
             CheckpointHook(self.checkpoints, cfg.TRAIN.CHECKPOINT_PERIOD,
                            os.path.join(cfg.OUTPUT_DIR, "model_final.pyth"), cfg.TRAIN.CHECKPOINT_PERIOD_ITERS),
             ProgressHook(cfg.TRAIN.LOG_PERIOD),

@@ -11,6 +11,7 @@ from torch import nn
 
 from rs3d.data import ClipNormalizer, SkipTracker, build_loader
 from rs3d.evaluation.evaluator import evaluate
+from rs3d.evaluation.plots import plot_confusion
 from rs3d.evaluation.progress import EvalProgress
 from rs3d.evaluation.reports import write_confusion_matrix, write_predictions
 from rs3d.utils.atomic import atomic_write_text
@@ -36,8 +37,11 @@ def run_test(cfg: CfgNode, model: nn.Module, class_names: list[str], dist: DistI
         out = cfg.OUTPUT_DIR
         write_predictions(os.path.join(out, f"predictions_{cfg.TEST.SPLIT}.csv"), paths, meter.scores,
                           meter.labels, class_names)
-        write_confusion_matrix(os.path.join(out, f"confusion_{cfg.TEST.SPLIT}.csv"),
-                               meter.confusion_matrix(len(class_names)), class_names)
+        confusion = meter.confusion_matrix(len(class_names))
+        write_confusion_matrix(os.path.join(out, f"confusion_{cfg.TEST.SPLIT}.csv"), confusion, class_names)
+        plot_confusion(confusion, class_names, os.path.join(out, f"confusion_{cfg.TEST.SPLIT}.png"),
+                       f"{cfg.TEST.SPLIT}: {views} views per video, mean class accuracy "
+                       f"{summary['mean_class_accuracy']:.1f}%")
         atomic_write_text(os.path.join(out, f"test_{cfg.TEST.SPLIT}.json"),
                           json.dumps({**summary, "views_per_video": views}, indent=1))
         logger.info("test on %s (%d views/video, %d videos, %d unreadable): top1 %.2f top5 %.2f "
