@@ -14,6 +14,7 @@ COMMANDS = {
     "rs3d-compare": "compare",
     "rs3d-scaling-table": "scaling_table",
     "rs3d-model-table": "model_table",
+    "rs3d-submit": "submit",
 }
 
 setup(

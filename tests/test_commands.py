@@ -8,7 +8,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIMS = {"train_net": "train", "test_net": "test", "predict": "predict", "export": "export",
          "check_dataset": "check_data", "prepare_dataset": "prepare_data", "make_toy_dataset": "make_toy_data",
-         "compare": "compare", "scaling_table": "scaling_table", "model_table": "model_table"}
+         "compare": "compare", "scaling_table": "scaling_table", "model_table": "model_table",
+         "submit": "submit"}
 
 
 @pytest.mark.parametrize("script, module", sorted(SHIMS.items()))
