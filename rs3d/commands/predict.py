@@ -76,7 +76,7 @@ def render_all(target: str, predictions: list[Prediction]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rs3d-predict", description=__doc__)
-    parser.add_argument("paths", nargs="+", metavar="PATH_OR_KEY_VALUE",
+    parser.add_argument("paths", nargs="*", metavar="PATH_OR_KEY_VALUE",
                         help="video files, directories or globs, then optional config overrides as KEY VALUE pairs "
                              "(e.g. TEST.NUM_ENSEMBLE_VIEWS 4), as every rs3d command takes them")
     parser.add_argument("--checkpoint", required=True, help="model_final.pyth or a training checkpoint")
@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="write results to a .json or .csv file")
     parser.add_argument("--render", help="write a copy of the video with the current top-3 labels drawn: an .mp4 "
                         "file for one video, else a folder (<name>_labels.mp4 per video)")
+    parser.add_argument("--stream", metavar="SOURCE",
+                        help="a live source instead of files: a webcam index (0), or a stream URL or file FFmpeg can "
+                             "read (rtsp://, http://, udp://, .m3u8): prints a rolling prediction every --stride-sec "
+                             "seconds (default 1) of the last clip")
+    parser.add_argument("--max-sec", type=float, help="with --stream: stop after this many seconds of the stream")
     parser.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE",
                         help="config overrides before the paths (older spelling; trailing KEY VALUE pairs after the "
                              "paths do the same)")
@@ -99,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args.opts = [*args.opts, *trailing]
     if args.output and not args.output.endswith((".json", ".csv")):
         raise UsageError(f"{args.output}: --output must end in .json or .csv")  # before any work is done
+    if args.stream:
+        return predict_stream(args)
+    if not args.paths:
+        raise UsageError("give video files, folders or globs, or --stream SOURCE")
     videos = expand_paths(args.paths)
     if not videos:
         print("error: no videos found in " + " ".join(args.paths), file=sys.stderr)
@@ -125,6 +134,37 @@ def main(argv: list[str] | None = None) -> int:
     failed = sum(1 for p in predictions if p.error)
     if failed:
         print(f"{failed} of {len(predictions)} videos could not be read", file=sys.stderr)
+    return 0
+
+
+def predict_stream(args: argparse.Namespace) -> int:
+    """``--stream``: one line per prediction as the stream plays; ``--output`` gets them all (.json)."""
+    from rs3d.inference.stream import rolling_predictions
+
+    if args.paths:
+        raise UsageError("--stream takes no video paths (config overrides come as KEY VALUE pairs)")
+    if args.output and not args.output.endswith(".json"):
+        raise UsageError(f"{args.output}: with --stream, --output must end in .json")
+    stride = 1.0 if args.stride_sec is None else args.stride_sec
+    if stride <= 0 or (args.max_sec is not None and args.max_sec <= 0):
+        raise UsageError("--stride-sec and --max-sec must be positive")
+    predictor = Predictor(args.cfg, args.checkpoint, args.device, args.topk, args.batch_size, args.opts,
+                          args.class_names)
+    results = []
+    try:
+        for p in rolling_predictions(predictor, args.stream, stride, args.max_sec):
+            results.append(p)
+            print(f"{p.time:8.2f}s  " + ", ".join(f"{name} {prob:.3f}" for name, prob in p.top), flush=True)
+    except VideoDecodeError as exc:
+        raise UsageError(f"{args.stream}: {exc.reason}") from None
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    if args.output:
+        with atomic_open(args.output) as f:
+            json.dump([p.to_dict() for p in results], f, indent=1)
+    if not results:
+        print(f"{args.stream}: ended before one clip ({predictor.spec.num_frames} frames) was full", file=sys.stderr)
+        return 1
     return 0
 
 

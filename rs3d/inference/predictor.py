@@ -146,10 +146,10 @@ class Predictor:
             per_window = [aggregate_views(v[None], self.cfg.TEST.VIEW_AGGREGATION)[0]
                           for _, v in sorted(logits[i], key=lambda item: item[0])]
             result.probs = torch.stack(per_window).mean(dim=0)
-            result.top = self._top(result.probs)
+            result.top = self.top_classes(result.probs)
             if window_sec:
                 result.timeline = [{"start": round(float(w.start_sec), 3), "end": round(float(w.end_sec), 3),
-                                    "top": [{"name": n, "prob": round(p, 6)} for n, p in self._top(probs)]}
+                                    "top": [{"name": n, "prob": round(p, 6)} for n, p in self.top_classes(probs)]}
                                    for w, probs in zip(windows[i], per_window)]
         return results
 
@@ -178,6 +178,7 @@ class Predictor:
             for j in range(len(group)):
                 yield first + j, views[j]
 
-    def _top(self, probs: torch.Tensor) -> list[tuple[str, float]]:
+    def top_classes(self, probs: torch.Tensor) -> list[tuple[str, float]]:
+        """The ``topk`` (class name, probability) pairs of a (C,) probability vector, best first."""
         values, indices = probs.topk(self.topk)
         return [(self.class_names[int(i)], float(v)) for v, i in zip(values, indices)]
