@@ -173,12 +173,28 @@ def test_fine_tuning_reinitialises_a_head_of_another_size(tmp_path):
     save_atomic({"model": source.state_dict(), "ema": None}, str(tmp_path / "src.pyth"))
     target = tiny_model(num_classes=3)
     fresh_head = target.fc.weight.clone()
-    reinit = load_weights(target, str(tmp_path / "src.pyth"))
+    reinit = load_weights(target, str(tmp_path / "src.pyth"), strict=False)
     assert sorted(reinit) == ["fc.bias", "fc.weight"]
     assert torch.equal(target.fc.weight, fresh_head)
     assert torch.equal(target.stem.conv1.weight, source.stem.conv1.weight)
     with pytest.raises(CheckpointError, match="does not fit"):
-        load_weights(nn.Sequential(nn.Linear(2, 2)), str(tmp_path / "src.pyth"))
+        load_weights(nn.Sequential(nn.Linear(2, 2)), str(tmp_path / "src.pyth"), strict=False)
+
+
+def test_testing_and_prediction_load_strictly(tmp_path):
+    """A checkpoint of another class count, or with a mangled tensor, is refused by name instead of scoring a
+    partly random network (issue 25)."""
+    torch.manual_seed(0)
+    save_atomic({"model": tiny_model(num_classes=8).state_dict()}, str(tmp_path / "src.pyth"))
+    with pytest.raises(CheckpointError, match=r"2 tensors of another shape \(fc.weight \(8, \d+\) vs \(3, \d+\)"):
+        load_weights(tiny_model(num_classes=3), str(tmp_path / "src.pyth"))
+    state = tiny_model(num_classes=8).state_dict()
+    del state["stem.conv1.weight"]
+    state["stem.extra"] = torch.zeros(1)
+    save_atomic({"model": state}, str(tmp_path / "mangled.pyth"))
+    with pytest.raises(CheckpointError, match=r"1 missing \(stem.conv1.weight\); 1 unknown to the model \(stem.extra"):
+        load_weights(tiny_model(num_classes=8), str(tmp_path / "mangled.pyth"))
+    assert load_weights(tiny_model(num_classes=8), str(tmp_path / "src.pyth")) == []
 
 
 def test_pytorchvideo_zoo_checkpoint_loads_into_the_baseline(tmp_path):

@@ -204,7 +204,7 @@ class Trainer(TrainerBase):
         """The model on its device: fine-tuning weights loaded, SyncBN under DDP, channels-last if asked."""
         model = build_model(cfg).to(self.device)
         if cfg.TRAIN.CHECKPOINT_FILE:
-            load_weights(model, cfg.TRAIN.CHECKPOINT_FILE)
+            load_weights(model, cfg.TRAIN.CHECKPOINT_FILE, strict=False)  # fine-tuning: a new head may differ
         if cfg.TRAIN.SYNC_BN and self.dist.distributed:
             if self.device.type == "cuda":
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
