@@ -5,32 +5,85 @@
     (tools/train_net.py is the same command)
 
 OUTPUT_DIR receives config.yaml, log.txt, metrics.jsonl, tensorboard/, checkpoints/, model_final.pyth,
-predictions and the confusion matrix. A run with checkpoints in OUTPUT_DIR continues where it stopped.
+predictions and the confusion matrix. A run with checkpoints in OUTPUT_DIR continues where it stopped. One run
+at a time holds OUTPUT_DIR (run.lock); a rerun with another model or data is refused, one with other recipe
+values needs --allow-changes.
 """
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import torch
+from fvcore.common.config import CfgNode
 
 from rs3d.commands import base as cli
 from rs3d.engine import Trainer
 from rs3d.engine.monitor import setup_logging
+from rs3d.engine.rerun import check_rerun, record_changes
+from rs3d.engine.run_lock import RunLock
 from rs3d.evaluation import format_summary_table, run_test
 from rs3d.utils.atomic import atomic_write_text
-from rs3d.utils.distributed import cleanup, init_distributed
+from rs3d.utils.distributed import DistInfo, cleanup, init_distributed
+from rs3d.utils.errors import UserInputError
+
+
+def on_main_rank(dist: DistInfo, check: Callable[[], object]) -> object:
+    """Run ``check`` on rank 0 and give its refusal (a UserInputError) to every rank, so that no rank waits in a
+    collective for a run that rank 0 refused; returns ``check``'s result on rank 0."""
+    result, error = None, None
+    if dist.is_main:
+        try:
+            result = check()
+        except UserInputError as e:
+            error = e
+    if dist.distributed:
+        box = [str(error) if error else None]
+        torch.distributed.broadcast_object_list(box, 0)
+        if box[0] and error is None:
+            error = UserInputError(box[0])
+    if error is not None:
+        raise error
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.make_parser(__doc__, "rs3d-train")
     cli.add_config_arguments(parser)
+    parser.add_argument("--allow-changes", action="store_true",
+                        help="continue the run in OUTPUT_DIR with changed recipe values (e.g. more epochs); they "
+                             "are recorded in OUTPUT_DIR/config_history.jsonl. Model and data changes always need "
+                             "a new OUTPUT_DIR")
     args, cfg = cli.parse_config(parser, argv)
     dist = init_distributed(cfg.TRAIN.DEVICE, cfg.TRAIN.DIST_TIMEOUT_MINUTES)
+    lock = RunLock(cfg.OUTPUT_DIR) if dist.is_main else None
+
+    def claim_folder() -> dict:
+        """The lock, then the rerun rule, before anything is written to OUTPUT_DIR."""
+        lock.acquire()
+        try:
+            return check_rerun(cfg, cfg.OUTPUT_DIR, args.allow_changes)
+        except BaseException:
+            lock.release()
+            raise
+
+    changes = on_main_rank(dist, claim_folder)
+    try:
+        return train_and_test(cfg, dist, changes or {})
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def train_and_test(cfg: CfgNode, dist: DistInfo, changes: dict) -> int:
+    """The run itself, once the folder is this process's: train, then the multi-view test."""
     setup_logging(cfg.OUTPUT_DIR, dist.is_main)
-    if dist.is_main:
-        atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
     start = time.time()
     trainer = Trainer(cfg, dist)
+    if dist.is_main:  # after the checks and the resume: the current values, and what changed from which step
+        record_changes(cfg.OUTPUT_DIR, changes, trainer.step)
+        atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
     rows = []
     if cfg.TRAIN.ENABLE:
         last = trainer.train()
