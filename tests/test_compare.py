@@ -263,6 +263,24 @@ def test_plot_has_error_bars(tmp_path):
     assert not plot_speed_accuracy([{"model": "x", "infer clips/s b1": 1.0}], str(tmp_path / "q.png"))
 
 
+def test_plot_on_a_cost_axis_fronts_the_cheap_and_accurate(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = []
+    original = plt.Axes.plot
+    monkeypatch.setattr(plt.Axes, "plot", lambda self, x, y, *a, **kw: lines.append((list(x), list(y))) or
+                        original(self, x, y, *a, **kw))
+    rows = [{"model": "cheap", "GFLOPs/view": 0.07, "top-1 multi-view": 15.0},
+            {"model": "mid", "GFLOPs/view": 0.10, "top-1 multi-view": 98.0},
+            {"model": "costly", "GFLOPs/view": 0.17, "top-1 multi-view": 99.5},
+            {"model": "dominated", "GFLOPs/view": 0.20, "top-1 multi-view": 90.0}]
+    assert plot_speed_accuracy(rows, str(tmp_path / "g.png"), speed_key="GFLOPs/view")
+    assert lines == [([0.07, 0.10, 0.17], [15.0, 98.0, 99.5])]  # more FLOPs for less accuracy is off the front
+
+
 @pytest.mark.slow
 def test_compare_row_measures(tmp_path):
     row = compare_row(TOY["rs3d_tiny"], [], SpeedBudget("cpu", 1, 2, 2))

@@ -40,8 +40,15 @@ import torch
 from rs3d.commands import base as cli
 from rs3d.config.catalog import config_root
 from rs3d.studies.budget import check_equal_budget
-from rs3d.studies.compare import SpeedBudget, compare_row, plot_speed_accuracy
-from rs3d.studies.compare_report import build_report, compare_pairs, config_stats, markdown, write_reports
+from rs3d.studies.compare import COSTS, SpeedBudget, compare_row, plot_speed_accuracy
+from rs3d.studies.compare_report import (
+    SPEED_KEYS,
+    build_report,
+    compare_pairs,
+    config_stats,
+    markdown,
+    write_reports,
+)
 from rs3d.studies.runs import load_run
 from rs3d.studies.seeds import config_name, train_seeds
 from rs3d.utils import paths
@@ -103,6 +110,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-batch", type=int, default=8 if cuda else 2)
     parser.add_argument("--csv", help="configs CSV (default OUTPUT_DIR/compare.csv); the other reports share its stem")
     parser.add_argument("--plot", help="PNG path (default: OUTPUT_DIR/speed_accuracy.png)")
+    parser.add_argument("--plot-x", default="infer clips/s b1", choices=[*SPEED_KEYS[2:4], SPEED_KEYS[5], *COSTS],
+                        help="the plot's x axis (default: inference clips/s at batch 1; GFLOPs/view does not "
+                        "depend on the machine's load)")
     cli.add_opts_argument(parser)
     args = parser.parse_args(argv)
     if args.train_toy:
@@ -166,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {device}; {timing}wall time {report['wall_seconds']['total']:.0f}s "
           f"({report['wall_seconds']['training']:.0f}s training or collecting runs).")
     plot_path = args.plot or os.path.join(args.output_dir, "speed_accuracy.png")
-    plotted = plot_speed_accuracy(rows, plot_path) or plot_speed_accuracy(rows, plot_path, "top-1 1-view")
+    plotted = plot_speed_accuracy(rows, plot_path, speed_key=args.plot_x) or \
+        plot_speed_accuracy(rows, plot_path, "top-1 1-view", args.plot_x)
     print("wrote " + ", ".join(written) + (f" and {plot_path}" if plotted else " (no plot: it needs speed and accuracy)"))
     return 0
 

@@ -75,10 +75,14 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
+COSTS = ("GFLOPs/view", "params (M)", "train peak MiB")  # plot x-axes where lower is better
+
+
 def plot_speed_accuracy(rows: list[dict], path: str, accuracy_key: str = "top-1 multi-view",
                         speed_key: str = "infer clips/s b1") -> bool:
     """Speed-vs-accuracy figure as PNG: one marker per model with the std over seeds (``<accuracy_key> std``) as
-    error bar, the Pareto front of the means drawn; False when no row has both values."""
+    error bar, the Pareto front of the means drawn; ``speed_key`` may also be a cost in :data:`COSTS` (GFLOPs,
+    parameters, memory: lower is better). False when no row has both values."""
     points = [(r[speed_key], r[accuracy_key], r["model"], r.get(f"{accuracy_key} std") or 0.0) for r in rows
               if r.get(speed_key) is not None and r.get(accuracy_key) is not None]
     if not points:
@@ -92,9 +96,10 @@ def plot_speed_accuracy(rows: list[dict], path: str, accuracy_key: str = "top-1 
     for x, y, name, std in points:
         ax.errorbar(x, y, yerr=std, fmt="o", markersize=6, capsize=4)
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    front = pareto_front([(x, y) for x, y, _, _ in points])
+    sign = -1.0 if speed_key in COSTS else 1.0  # the front of a cost axis: cheaper and more accurate
+    front = sorted(pareto_front([(sign * x, y) for x, y, _, _ in points]), key=lambda i: points[i][0])
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="grey", label="Pareto front")
-    ax.set_xlabel(f"{speed_key} (higher is faster)")
+    ax.set_xlabel(f"{speed_key} ({'lower is cheaper' if sign < 0 else 'higher is faster'})")
     seeds = max((r.get("seeds") or 1 for r in rows if r.get(accuracy_key) is not None), default=1)
     ax.set_ylabel(f"{accuracy_key} (%)" + (f", mean ± std over {seeds} seeds" if seeds > 1 else ""))
     ax.grid(alpha=0.3)
