@@ -20,7 +20,7 @@ CLASSES = ["move_left", "move_right"]
 
 
 def write_run(run_dir, config: str, overrides=(), correct=(1, 1, 0, 1), single=(75.0, 100.0), finished=True,
-              videos=None, data="data"):
+              videos=None, data="data", steps=240):
     """A run folder as rs3d-train leaves it: config.yaml, metrics.jsonl and, when finished, the final weights marker
     and the test reports for videos v0..v{n-1} (label 0; predicted right where ``correct`` is 1)."""
     os.makedirs(run_dir, exist_ok=True)
@@ -31,6 +31,7 @@ def write_run(run_dir, config: str, overrides=(), correct=(1, 1, 0, 1), single=(
         for split, top1 in (("train", 50.0), ("val", single[0] - 5), ("val_ema", single[0])):
             f.write(json.dumps({"step": 10, "split": split, "time": 1.0, "top1": top1, "top5": single[1],
                                 "mean_class_accuracy": top1 - 1}) + "\n")
+        f.write(json.dumps({"step": steps, "split": "train_epoch", "time": 2.0, "epoch": 12}) + "\n")
     if not finished:
         os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
         return cfg
@@ -52,7 +53,7 @@ def write_run(run_dir, config: str, overrides=(), correct=(1, 1, 0, 1), single=(
 def test_load_run_reads_what_rs3d_train_writes(tmp_path):
     write_run(tmp_path / "r", TOY["rs3d_tiny"], ["SEED", "4"], correct=(1, 0, 1, 1))
     run = load_run(str(tmp_path / "r"))
-    assert run.seed == 4 and run.class_names == CLASSES
+    assert run.seed == 4 and run.class_names == CLASSES and run.train_steps == 240
     assert run.accuracy["top-1 1-view"] == 75.0  # the EMA record wins over the raw model's 70
     assert run.accuracy["top-1 multi-view"] == 75.0 and run.accuracy["mean class acc multi-view"] == 73.0
     assert run.correct == {"videos/val/c/v0.mp4": True, "videos/val/c/v1.mp4": False,
@@ -116,6 +117,9 @@ def test_refusals_of_data_seeds_and_unknown_keys(tmp_path):
     write_run(tmp_path / "other_data", TOY["c2d_tiny"], data="data2")
     with pytest.raises(UserInputError, match="DATA.PATH_TO_DATA_DIR"):
         check_equal_budget({"a": groups["a"], "b": [load_run(str(tmp_path / "other_data"))]})
+    write_run(tmp_path / "fewer_clips", TOY["c2d_tiny"], steps=120)
+    with pytest.raises(UserInputError, match="trained 120 steps.*training splits differ"):
+        check_equal_budget({"a": groups["a"], "b": [load_run(str(tmp_path / "fewer_clips"))]})
     twice = [groups["a"][0], load_run(str(groups["a"][0].run_dir))]
     with pytest.raises(UserInputError, match="same SEED"):
         check_equal_budget({"a": twice, "b": groups["b"]})

@@ -22,7 +22,8 @@ seeds, in words when it includes zero, and McNemar's exact test when both config
 Equal budget, checked: every run's config.yaml must agree on data, schedule, clip, crop, test views, precision and
 the rest of the recipe; keys under MODEL. (but MODEL.NUM_CLASSES and MODEL.INIT) are the architecture and may
 differ. A difference elsewhere is refused with the keys named, unless --allow-different KEY ... (a key or a
-prefix such as SOLVER) says it is the point. All runs must have tested the same videos with the same class names.
+prefix such as SOLVER) says it is the point. All runs must have tested the same videos with the same class names
+and trained the same number of steps (metrics.jsonl; equal epochs and batch, so equally large training splits).
 
 Writes OUTPUT_DIR/compare.md, .json and .csv (configs), compare_runs.csv (every seed), compare_pairs.csv
 (intervals), compare_budget.csv (held-equal and differing keys) and speed_accuracy.png (error bars: std over seeds).

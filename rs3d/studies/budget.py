@@ -92,7 +92,8 @@ def check_equal_budget(groups: dict[str, list[RunResult]], allow: Sequence[str] 
 
 
 def _check_reports(groups: dict[str, list[RunResult]]) -> tuple[list[str], list[str]]:
-    """The tested videos and class names, which must be the same in every run (the pairing needs them)."""
+    """The tested videos, class names and training steps, which must be the same in every run (the pairing needs
+    the videos; equal steps under equal epochs and batch mean equally large training splits)."""
     runs = [run for group in groups.values() for run in group]
     reference = runs[0]
     videos = sorted(reference.correct)
@@ -103,6 +104,10 @@ def _check_reports(groups: dict[str, list[RunResult]]) -> tuple[list[str], list[
             raise UserInputError(f"{run.run_dir} and {reference.run_dir} were tested on different videos "
                                  f"({len(run.correct)} vs {len(reference.correct)}; {only_b} only in the first, "
                                  f"{only_a} only in the second): paired statistics need the same videos")
+        if run.train_steps and reference.train_steps and run.train_steps != reference.train_steps:
+            raise UserInputError(f"{run.run_dir} trained {run.train_steps} steps and {reference.run_dir} "
+                                 f"{reference.train_steps} (metrics.jsonl): with equal epochs and batch, the "
+                                 "training splits differ in size")
         if run.class_names and reference.class_names and run.class_names != reference.class_names:
             raise UserInputError(f"{run.run_dir} and {reference.run_dir} have different class names "
                                  f"(confusion_*.csv headers): they were trained on different data")

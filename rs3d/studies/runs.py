@@ -2,7 +2,7 @@
 per-video correctness.
 
 A run folder (rs3d-train's OUTPUT_DIR) holds ``config.yaml``, ``metrics.jsonl`` (single-view validation records,
-``split`` "val"/"val_ema"), and after the final multi-view test ``test_<split>.json``, ``predictions_<split>.csv``
+``split`` "val"/"val_ema"; per-epoch "train_epoch" records whose ``step`` counts optimizer steps), and after the final multi-view test ``test_<split>.json``, ``predictions_<split>.csv``
 (columns: video, label, label_name, pred, pred_name, prob, top5) and ``confusion_<split>.csv`` (class names on the
 header), with ``<split>`` = TEST.SPLIT; ``model_final.pyth`` marks finished training.
 """
@@ -36,6 +36,7 @@ class RunResult:
     class_names: list[str]
     correct: dict[str, bool] = field(repr=False)  # video (relative to the data folder) -> multi-view top-1 right
     train_seconds: float | None = None
+    train_steps: int | None = None  # optimizer steps in all: epochs x steps per epoch (the training split's size)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -75,16 +76,20 @@ def is_finished(run_dir: str, split: str) -> bool:
                ("model_final.pyth", f"test_{split}.json", f"predictions_{split}.csv"))
 
 
-def single_view(run_dir: str) -> dict:
-    """Top-1/5 and mean class accuracy of the last single-view validation (EMA model when it was validated)."""
+def last_records(run_dir: str) -> dict:
+    """The last ``metrics.jsonl`` record of each split ("val", "val_ema", "train_epoch", ...)."""
     path = os.path.join(run_dir, "metrics.jsonl")
     last: dict = {}
     if paths.isfile(path):
         for line in paths.read_text(path).splitlines():
             if line.strip():
                 record = json.loads(line)
-                if record.get("split") in ("val", "val_ema"):
-                    last[record["split"]] = record
+                last[record.get("split")] = record
+    return last
+
+
+def single_view(last: dict) -> dict:
+    """Top-1/5 and mean class accuracy of the last single-view validation (EMA model when it was validated)."""
     best = last.get("val_ema") or last.get("val") or {}
     return {"top-1 1-view": best.get("top1"), "top-5 1-view": best.get("top5"),
             "mean class acc 1-view": best.get("mean_class_accuracy")}
@@ -142,12 +147,14 @@ def load_run(run_dir: str) -> RunResult:
             raise UserInputError(f"{path}: missing; the run has not finished its final test (run rs3d-train "
                                  f"again with OUTPUT_DIR {run_dir} to resume it)")
     test = json.loads(paths.read_text(test_path))
-    accuracy = {**single_view(run_dir), "top-1 multi-view": test.get("top1"), "top-5 multi-view": test.get("top5"),
+    last = last_records(run_dir)
+    accuracy = {**single_view(last), "top-1 multi-view": test.get("top1"), "top-5 multi-view": test.get("top5"),
                 "mean class acc multi-view": test.get("mean_class_accuracy")}
     correct = read_predictions(predictions, str(config.get("DATA.PATH_TO_DATA_DIR", "")))
+    steps = last.get("train_epoch", {}).get("step")
     return RunResult(run_dir, int(config.get("SEED", 0)), config, accuracy,
                      read_class_names(os.path.join(run_dir, f"confusion_{split}.csv")), correct,
-                     train_seconds(run_dir, split))
+                     train_seconds(run_dir, split), steps)
 
 
 def correctness_matrix(runs: list[RunResult], videos: list[str]) -> np.ndarray:
