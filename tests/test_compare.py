@@ -212,9 +212,9 @@ def test_command_single_runs_get_mcnemar_and_words_for_zero(tmp_path):
     write_run(tmp_path / "a", TOY["rs3d_tiny"], [], (1, 1, 0, 1, 0, 1))
     write_run(tmp_path / "b", TOY["r3d_tiny"], [], (1, 0, 1, 1, 0, 1))
     write_run(tmp_path / "c", TOY["c2d_tiny"], [], (0, 0, 0, 0, 0, 1))
-    main(["--cfg", TOY["rs3d_tiny"], TOY["r3d_tiny"], TOY["c2d_tiny"], "--runs", str(tmp_path / "a"),
-          str(tmp_path / "b"), str(tmp_path / "c"), "--all-pairs", "--no-speed", "--output-dir", str(tmp_path / "out"),
-          "--resamples", "1000"])
+    main(["--all-pairs", "--no-speed", "--output-dir", str(tmp_path / "out"), "--resamples", "1000", "--cfg",
+          TOY["rs3d_tiny"], TOY["r3d_tiny"], TOY["c2d_tiny"], "--runs", str(tmp_path / "a"), str(tmp_path / "b"),
+          str(tmp_path / "c"), "DATA.PATH_TO_DATA_DIR", "data"])  # trailing overrides after --runs are not runs
     pairs = json.loads((tmp_path / "out" / "compare.json").read_text())["pairs"]
     assert [(p["a"], p["b"]) for p in pairs] == [("rs3d_tiny", "r3d_tiny"), ("rs3d_tiny", "c2d_tiny"),
                                                  ("r3d_tiny", "c2d_tiny")]

@@ -116,6 +116,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "depend on the machine's load)")
     cli.add_opts_argument(parser)
     args = parser.parse_args(argv)
+    for name in ("runs", "cfgs"):  # "--cfg A.yaml B.yaml SOLVER.MAX_EPOCH 2": the overrides are not configs
+        items, overrides = cli.split_overrides(getattr(args, name))
+        setattr(args, name, items)
+        args.opts = overrides + args.opts
     if args.train_toy:
         args.cfgs += [os.path.join(config_root(), c) for c in TOY]
     if not args.cfgs:
