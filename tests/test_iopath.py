@@ -251,7 +251,7 @@ def test_train_resume_test_and_predict_with_data_and_outputs_on_the_handler(stor
     first_metrics = paths.read_text(f"{run}/metrics.jsonl").splitlines()
     assert any('"split": "train"' in line for line in first_metrics)
 
-    assert train.main([*common, *folders, "SOLVER.MAX_EPOCH", "2"]) == 0  # resumes after epoch 1, then tests
+    assert train.main(["--allow-changes", *common, *folders, "SOLVER.MAX_EPOCH", "2"]) == 0  # resumes, then tests
     metrics = [json.loads(line) for line in paths.read_text(f"{run}/metrics.jsonl").splitlines()]
     assert len(metrics) > len(first_metrics) and metrics[: len(first_metrics)] == [json.loads(x) for x in first_metrics]
     assert "resum" in paths.read_text(f"{run}/log.txt").lower()

@@ -12,6 +12,7 @@ values needs --allow-changes.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -55,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="continue the run in OUTPUT_DIR with changed recipe values (e.g. more epochs); they "
                              "are recorded in OUTPUT_DIR/config_history.jsonl. Model and data changes always need "
                              "a new OUTPUT_DIR")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--allow-changes" in argv:  # also after the KEY VALUE pairs, where argparse would take it for one
+        argv.remove("--allow-changes")
+        argv.insert(0, "--allow-changes")
     args, cfg = cli.parse_config(parser, argv)
     dist = init_distributed(cfg.TRAIN.DEVICE, cfg.TRAIN.DIST_TIMEOUT_MINUTES)
     lock = RunLock(cfg.OUTPUT_DIR) if dist.is_main else None

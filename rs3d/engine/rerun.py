@@ -24,8 +24,9 @@ from rs3d.utils.errors import UserInputError
 FREE_KEYS = ("OUTPUT_DIR", "TRAIN.LOG_PERIOD", "TRAIN.DEVICE", "TRAIN.AUTO_RESUME", "TRAIN.DIST_TIMEOUT_MINUTES",
              "TRAIN.CHECKPOINT_PERIOD", "TRAIN.CHECKPOINT_PERIOD_ITERS", "TRAIN.KEEP_CHECKPOINTS", "TRAIN.COMPILE",
              "TRAIN.COMPILE_SCOPE", "TRAIN.CHANNELS_LAST", "MODEL.RESNET3D.CONV_IMPL", "MODEL.RESNET3D.FUSED_TAIL",
-             "TEST.BATCH_SIZE", "TEST.CHECKPOINT_FILE", "DATA.AUGMENT_ON_DEVICE")
-FREE_PREFIXES = ("DATA_LOADER.",)
+             "TRAIN.ENABLE", "DATA.AUGMENT_ON_DEVICE")
+#: The final test's keys change what is reported, not what was trained (its report says which views it used).
+FREE_PREFIXES = ("DATA_LOADER.", "TEST.")
 #: Keys whose change makes another experiment: never continued in the same folder.
 FIXED_PREFIXES = ("MODEL.", "DATA.")
 
