@@ -85,7 +85,7 @@ def digest(folder: Path) -> dict[str, str]:
 def test_two_runs_on_one_folder_and_a_changed_rerun(toy_dir, tmp_path):
     """The second rs3d-train on a busy folder exits 2 at once with one error line; the first ends with the weights
     of an undisturbed run. A rerun with another width is refused without changing a single file."""
-    opts = ["SOLVER.MAX_EPOCH", "2"]
+    opts = ["SOLVER.MAX_EPOCH", "8", "TRAIN.EVAL_PERIOD", "8"]  # long enough for the second to start meanwhile
     env = dict(os.environ, OMP_NUM_THREADS="1")
     first = subprocess.Popen(train_cmd(toy_dir, tmp_path / "run", *opts), env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
@@ -103,7 +103,7 @@ def test_two_runs_on_one_folder_and_a_changed_rerun(toy_dir, tmp_path):
     undisturbed = subprocess.run(train_cmd(toy_dir, tmp_path / "alone", *opts), env=env, capture_output=True,
                                  text=True, timeout=600)
     assert undisturbed.returncode == 0, undisturbed.stderr[-2000:]
-    name = "checkpoints/checkpoint_epoch_00002.pyth"
+    name = "checkpoints/checkpoint_epoch_00008.pyth"
     a, b = (load_checkpoint(str(tmp_path / d / name))["model"] for d in ("run", "alone"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     before = digest(tmp_path / "run")
