@@ -45,6 +45,22 @@ class LogFileHandler(logging.StreamHandler):
         super().close()
 
 
+class StderrHandler(logging.StreamHandler):
+    """Logs to whatever ``sys.stderr`` is at each record: a command called in-process by a test (or a notebook that
+    swaps streams) must not keep writing to a stream that has since been closed."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # logging.StreamHandler assigns it; the current sys.stderr is used instead
+        pass
+
+
 def setup_logging(output_dir: str, is_main: bool) -> None:
     """Log to stderr and OUTPUT_DIR/log.txt on rank 0; other ranks only warn."""
     root = logging.getLogger()
@@ -54,7 +70,7 @@ def setup_logging(output_dir: str, is_main: bool) -> None:
     root.handlers.clear()
     root.setLevel(logging.INFO if is_main else logging.WARNING)
     fmt = logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S")
-    stream = logging.StreamHandler(sys.stderr)
+    stream = StderrHandler()
     stream.setFormatter(fmt)
     root.addHandler(stream)
     if is_main:
