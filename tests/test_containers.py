@@ -71,3 +71,16 @@ def test_predict_reads_every_one(videos, tmp_path):
     results = json.loads(out.read_text())
     assert [Path(r["video"]).name for r in results] == [p.name for p in videos]
     assert all("error" not in r and len(r["top"]) == 5 for r in results)
+
+
+def test_predict_exits_1_when_no_video_could_be_read_and_writes_the_others(videos, tmp_path):
+    cfg = load_config(str(ROOT / "configs/toy/rs3d_tiny.yaml"))
+    checkpoint = str(tmp_path / "m.pyth")
+    save_atomic({"model": build_model(cfg, init=False).state_dict(), "config": cfg.dump()}, checkpoint)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all")
+    out = tmp_path / "p.json"
+    assert predict.main([str(junk), "--checkpoint", checkpoint, "--output", str(out)]) == 1
+    assert "error" in json.loads(out.read_text())[0]
+    assert predict.main([str(junk), str(videos[0]), "--checkpoint", checkpoint, "--output", str(out)]) == 0
+    assert [("error" in r) for r in json.loads(out.read_text())] == [True, False]

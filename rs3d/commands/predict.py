@@ -1,5 +1,8 @@
 """``rs3d-predict`` / ``tools/predict.py``: top-k classes for video files, directories and globs.
 
+Unreadable videos are reported and skipped; the others' results are still printed and written. Exit status 0
+when at least one video was read, 1 when none could be, 2 for a usage or input error.
+
 Videos, the checkpoint, --output and --render may be on any iopath handler (``rs3d.utils.paths``); globs are
 expanded on local disk only (iopath cannot match patterns)."""
 from __future__ import annotations
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = sum(1 for p in predictions if p.error)
     if failed:
         print(f"{failed} of {len(predictions)} videos could not be read", file=sys.stderr)
-    return 0
+    return 1 if failed == len(predictions) else 0
 
 
 def predict_stream(args: argparse.Namespace) -> int:
