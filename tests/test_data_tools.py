@@ -318,3 +318,16 @@ def test_prepare_data_takes_the_clip_facts_and_a_class_folder_source_from_a_conf
                  ["--cfg", cfg, str(dst), "DATA.PATH_TO_DATA_DIR", ""]):  # one folder, and the config names none
         with pytest.raises(SystemExit):
             parse_args(argv)
+
+
+def test_prepare_data_refuses_a_destination_that_links_to_the_source(tmp_path, capsys):
+    """A link to SRC passed as DST would rewrite the source's CSVs (issue 25): refused, nothing written."""
+    from rs3d.commands import prepare_data
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.csv").write_text("a.mp4 0\n")
+    (tmp_path / "link").symlink_to(src)
+    assert prepare_data.main([str(src), str(tmp_path / "link")]) == 2
+    assert "is SRC_DATA_DIR" in capsys.readouterr().err
+    assert sorted(p.name for p in src.iterdir()) == ["train.csv"] and (src / "train.csv").read_text() == "a.mp4 0\n"

@@ -97,3 +97,17 @@ def test_predict_takes_trailing_key_value_overrides_like_every_command():
     assert split_overrides(["a.mp4", "dir/", "TEST.NUM_ENSEMBLE_VIEWS", "4", "DATA.TEST_CROP_SIZE", "128"]) == (
         ["a.mp4", "dir/"], ["TEST.NUM_ENSEMBLE_VIEWS", "4", "DATA.TEST_CROP_SIZE", "128"])
     assert split_overrides(["clips/*.mp4"]) == (["clips/*.mp4"], [])
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--topk", "0", "--topk must be at least 1"), ("--topk", "-1", "--topk must be at least 1"),
+    ("--batch-size", "0", "--batch-size must be at least 1"),
+    ("--window-sec", "-1", "--window-sec must be a positive number"), ("--window-sec", "nan", "positive number"),
+    ("--window-sec", "0", "positive number"), ("--stride-sec", "0", "--stride-sec must be a positive number"),
+    ("--device", "tpu", "--device must be auto, cpu or cuda"),
+])
+def test_predict_option_ranges(inputs, capsys, option, value, message):
+    """Out-of-range options stop with one line before any model is loaded (issue 25), instead of being ignored."""
+    err = one_error_line(predict.main, [str(inputs / "clip.mp4"), "--checkpoint", str(inputs / "missing.pyth"),
+                                        option, value], capsys)
+    assert message in err

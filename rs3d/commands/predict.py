@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="config overrides before the paths (older spelling; trailing KEY VALUE pairs after the "
                              "paths do the same)")
     args = parser.parse_args(argv)
+    check_options(args)
     args.paths, trailing = cli.split_overrides(args.paths)
     args.opts = [*args.opts, *trailing]
     if args.output and not args.output.endswith((".json", ".csv")):
@@ -140,6 +141,25 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed == len(predictions) else 0
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Numbers that cannot work, and a device that is not there, as one line before any model is loaded."""
+    import math
+
+    import torch
+
+    for name in ("topk", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    for name in ("window_sec", "stride_sec", "max_sec"):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds, got {value}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: no CUDA device is available here (use cpu or auto)")
+    if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda[:N], got {args.device!r}")
+
+
 def predict_stream(args: argparse.Namespace) -> int:
     """``--stream``: one line per prediction as the stream plays; ``--output`` gets them all (.json)."""
     from rs3d.inference.stream import rolling_predictions
@@ -149,8 +169,6 @@ def predict_stream(args: argparse.Namespace) -> int:
     if args.output and not args.output.endswith(".json"):
         raise UsageError(f"{args.output}: with --stream, --output must end in .json")
     stride = 1.0 if args.stride_sec is None else args.stride_sec
-    if stride <= 0 or (args.max_sec is not None and args.max_sec <= 0):
-        raise UsageError("--stride-sec and --max-sec must be positive")
     predictor = Predictor(args.cfg, args.checkpoint, args.device, args.topk, args.batch_size, args.opts,
                           args.class_names)
     results = []

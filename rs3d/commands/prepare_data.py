@@ -104,8 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Convert each split, then write its CSV and the class names; print a summary per split."""
     args = parse_args(argv)
     src, dst = args.src_data_dir, args.dst_data_dir
-    if paths.absolute(src).rstrip("/") == paths.absolute(dst).rstrip("/"):
-        print("error: SRC_DATA_DIR and DST_DATA_DIR must differ", file=sys.stderr)
+    def resolved(path: str) -> str:  # symbolic links followed on local disk: a link to SRC is SRC
+        return os.path.realpath(path) if paths.is_local(path) else paths.absolute(path).rstrip("/")
+
+    if resolved(src) == resolved(dst):
+        print(f"error: DST_DATA_DIR {dst} is SRC_DATA_DIR {src} (links followed); give a separate folder",
+              file=sys.stderr)
         return 2
     splits, folders = available_splits(src, args.splits)
     if not splits:
