@@ -16,6 +16,7 @@ import tempfile
 import time
 from typing import TextIO
 
+from rs3d.evaluation.reports import read_metrics
 from rs3d.utils import paths
 from rs3d.utils.appending import SyncedAppendFile, open_append
 from rs3d.utils.atomic import upload_tree
@@ -102,17 +103,6 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
-def read_records(path: str) -> list[dict]:
-    """The JSON records of a metrics.jsonl (a line cut off by a crash is skipped)."""
-    records = []
-    for line in paths.read_text(path).splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
-
 class Monitor:
     """Receives scalars and writes them to the log, metrics.jsonl and TensorBoard (no-ops off rank 0).
 
@@ -127,7 +117,7 @@ class Monitor:
             paths.makedirs(output_dir)
         metrics = os.path.join(output_dir, "metrics.jsonl")
         #: Every record of the run so far (a resumed run's earlier ones too), for pictures of the run.
-        self.records: list[dict] = read_records(metrics) if enabled and paths.isfile(metrics) else []
+        self.records: list[dict] = read_metrics(metrics) if enabled and paths.isfile(metrics) else []
         self._jsonl = open_append(metrics) if enabled else None
         self._tb = None
         self._tb_target, self._tb_local = os.path.join(output_dir, "tensorboard"), None

@@ -1,4 +1,5 @@
-"""Evaluation outputs: per-video predictions (CSV/JSON), confusion matrix CSV, Markdown summary tables."""
+"""Evaluation outputs: per-video predictions (CSV/JSON), confusion matrix CSV, Markdown summary tables, and the
+reading of a run's metrics records."""
 from __future__ import annotations
 
 import csv
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_open
 from rs3d.utils.tables import markdown_table
 
@@ -67,3 +69,21 @@ def format_summary_table(rows: Sequence[dict], columns: Sequence[str], float_for
     def cell(value: object) -> object:
         return float_format.format(value) if isinstance(value, float) else ("" if value is None else value)
     return markdown_table(columns, [[cell(row.get(c)) for c in columns] for row in rows])
+
+
+def read_metrics(path: str) -> list[dict]:
+    """The JSON records of a run's ``metrics.jsonl`` in order (a line cut off by a crash is skipped); the one reader
+    of that file for pictures, model cards and comparisons."""
+    records = []
+    for line in paths.read_text(path).splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def last_by_split(records: Sequence[dict]) -> dict[str, dict]:
+    """The last record of each split ("val", "val_ema", "train_epoch", ...)."""
+    return {r.get("split"): r for r in records}
+

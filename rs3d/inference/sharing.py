@@ -15,6 +15,7 @@ from fvcore.common.config import CfgNode
 from rs3d.checkpoint import CheckpointError, exported_state, load_checkpoint
 from rs3d.checkpoint.hub import HUB_PREFIX, save_pretrained_files
 from rs3d.config import config_from_text, load_config
+from rs3d.evaluation.reports import last_by_split, read_metrics
 from rs3d.models import build_model
 from rs3d.utils import paths
 from rs3d.utils.complexity import count_gflops, count_parameters
@@ -26,12 +27,8 @@ def run_results(run_dir: str) -> dict:
     out: dict = {"tests": {}}
     metrics = os.path.join(run_dir, "metrics.jsonl")
     if paths.isfile(metrics):
-        last: dict = {}
-        for line in paths.read_text(metrics).splitlines():
-            record = json.loads(line) if line.strip() else {}
-            if record.get("split") in ("val", "val_ema"):
-                last[record["split"]] = record
-        if last:
+        last = last_by_split(read_metrics(metrics))
+        if "val" in last or "val_ema" in last:
             out["validation"] = dict(last.get("val_ema") or last["val"], model="EMA" if "val_ema" in last else "raw")
     if paths.isdir(run_dir):
         for name in sorted(paths.ls(run_dir)):

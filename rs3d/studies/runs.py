@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import yaml
 
+from rs3d.evaluation.reports import last_by_split, read_metrics
 from rs3d.utils import paths
 from rs3d.utils.errors import UserInputError
 
@@ -79,13 +80,7 @@ def is_finished(run_dir: str, split: str) -> bool:
 def last_records(run_dir: str) -> dict:
     """The last ``metrics.jsonl`` record of each split ("val", "val_ema", "train_epoch", ...)."""
     path = os.path.join(run_dir, "metrics.jsonl")
-    last: dict = {}
-    if paths.isfile(path):
-        for line in paths.read_text(path).splitlines():
-            if line.strip():
-                record = json.loads(line)
-                last[record.get("split")] = record
-    return last
+    return last_by_split(read_metrics(path)) if paths.isfile(path) else {}
 
 
 def single_view(last: dict) -> dict:
