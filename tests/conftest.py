@@ -1,14 +1,37 @@
-"""Shared test fixtures: small H.264 videos written with PyAV."""
+"""Shared test helpers: the repository root, tiny toy-run configs, small H.264 videos written with PyAV, trained toy models."""
 from __future__ import annotations
 
 import os
+import sys
 
 import av
 import numpy as np
 import pytest
 import torch
 
+from rs3d.config import load_config
 from rs3d.utils.video_writer import write_h264  # noqa: F401  (tests import it from here)
+
+# The repository root (tests live one folder below tests/, mirroring rs3d/'s packages).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
+# Overrides that make configs/toy/rs3d_tiny.yaml tiny enough for many short CPU training runs.
+TINY = ["DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "3", "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32",
+        "MODEL.RESNET3D.WIDTH_MULTIPLIER", "0.125", "MODEL.RESNET3D.STEM_WIDTH", "8", "TRAIN.BATCH_SIZE", "8",
+        "TRAIN.EVAL_PERIOD", "1", "TRAIN.LOG_PERIOD", "2", "DATA.TOY_DATASET", "False", "TEST.NUM_ENSEMBLE_VIEWS", "2",
+        "TEST.BATCH_SIZE", "4", "DATA_LOADER.NUM_WORKERS", "0", "TRAIN.DETERMINISTIC", "True", "SOLVER.EMA_DECAY",
+        "0.9"]
+
+
+def tiny_cfg(toy_dir, out, *opts):
+    return load_config(os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml"),
+                       TINY + ["DATA.PATH_TO_DATA_DIR", toy_dir, "OUTPUT_DIR", str(out), *opts])
+
+
+def train_cmd(toy_dir, out, *opts):
+    return [sys.executable, os.path.join(ROOT, "tools/train_net.py"), "--cfg",
+            os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml"), *TINY, "DATA.PATH_TO_DATA_DIR", toy_dir,
+            "OUTPUT_DIR", str(out), "TEST.ENABLE", "False", *opts]
 
 
 def moving_frames(num_frames: int = 60, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
@@ -105,7 +128,7 @@ def trained_toy(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("trained_toy")
     data, out = root / "toy", root / "run"
     generate_toy_dataset(data, train_per_class=16, val_per_class=4, test_per_class=1, num_frames=32, workers=2)
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = REPO_ROOT
     cfg = load_config(os.path.join(repo, "configs/toy/rs3d_tiny.yaml"),
                       ["DATA.PATH_TO_DATA_DIR", str(data), "OUTPUT_DIR", str(out), "SOLVER.MAX_EPOCH", "12",
                        "TRAIN.BATCH_SIZE", "8", "TRAIN.EVAL_PERIOD", "12", "TRAIN.LOG_PERIOD", "50",

@@ -203,7 +203,7 @@ def test_each_bad_file_is_logged_once_with_its_reason_and_counted_per_epoch(capl
 @pytest.mark.slow
 def test_training_reports_each_bad_file_once_and_counts_skips_per_epoch(tmp_path, video_dir, caplog):
     """README: each bad file is logged once with its reason and skips are counted per epoch (the epoch summary)."""
-    from test_training import tiny_cfg
+    from conftest import tiny_cfg
 
     data = tmp_path / "data"
     data.mkdir()
@@ -334,7 +334,7 @@ def test_grad_clip_norm_clips_the_true_gradient(scale):
 
 
 def test_the_trainer_builds_an_enabled_grad_scaler_for_fp16_only(tmp_path):
-    from test_training import tiny_cfg
+    from conftest import tiny_cfg
 
     (tmp_path / "classnames.json").write_text(json.dumps([f"c{i}" for i in range(8)]))  # all TRAIN.ENABLE False needs
     for precision, enabled in (("fp16", True), ("off", False), ("auto", False)):

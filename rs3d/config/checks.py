@@ -3,7 +3,7 @@
 :data:`RULES` is the one table: key -> :class:`Choice` (a fixed set of values), :class:`Number` (a range) or
 :class:`Numbers` (a list of them). A wrong value stops with one line naming the source, the key, the value and
 what is allowed, before any data is read or any model is built. Adding a key with fixed values is one line here.
-The data and model layers keep their own constants (decoders, RandAugment policies...); tests/test_config_validation.py
+The data and model layers keep their own constants (decoders, RandAugment policies...); tests/config/test_config_validation.py
 checks that this table agrees with them.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ draws (:func:`encode_draws`) travel with the batch and :class:`BatchAugment` fin
 the crop size, the flip, then RandAugment, where clips that share an op and argument form one group and the op
 runs once on the group's (n x T, 3, H, W) frames.
 
-Exactness: on the CPU the result equals the worker path bit for bit (tests/test_batch_augment.py). On a GPU, flips,
+Exactness: on the CPU the result equals the worker path bit for bit (tests/data/test_batch_augment.py). On a GPU, flips,
 every geometric op (a precomputed gather), Cutout, Invert, Posterize, Solarize, SolarizeAdd and Equalize are exact
 (integer work or copies); the float colour ops (Brightness, Color, Contrast, Sharpness, AutoContrast) may differ
 by one level on a few pixels where a CUDA kernel contracts a multiply-add into an FMA or sums a mean in another

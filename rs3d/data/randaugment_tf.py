@@ -12,7 +12,7 @@ Contrast is ``tf.image.adjust_contrast`` (each frame's per-channel mean); Cutout
 box over a random run of frames, magnitude unused) filled with 128. Out-of-frame pixels of Rotate/Shear/Translate
 get gray 128 (``fill=128``, RandAugment as published and as Model Garden's wrap/unwrap intends), or mirror the frame
 (``fill=None``: what Model Garden actually runs since Keras' transform defaults to ``fill_mode='reflect'``).
-tests/test_randaugment_tf.py checks every op against outputs of TF itself
+tests/data/test_randaugment_tf.py checks every op against outputs of TF itself
 (tests/fixtures/tf/make_randaugment_fixture.py).
 
 Kernels replay TF's float32 arithmetic operation by operation, so results are bit-identical, yet run about as fast

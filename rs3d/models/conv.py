@@ -14,7 +14,7 @@ bf16 RS3D-50 step ran at 6.9% of an H200's peak with ``Conv3d``). ``LoweredConv3
 state dicts, timm inflation, the TF port and ``reset_parameters`` see an ordinary ``nn.Conv3d``; where a view
 does not apply (a temporal stride on a ``(1, k, k)`` conv, a spatial stride on a ``(k, 1, 1)`` one, a
 contiguous NCDHW input, the stem's ``(5, 3, 3)``) it runs ``Conv3d`` itself. The views were checked in float64
-for output and input and weight gradients (``tests/test_conv_lowering.py``).
+for output and input and weight gradients (``tests/models/test_conv_lowering.py``).
 """
 
 from __future__ import annotations

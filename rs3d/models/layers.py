@@ -100,7 +100,7 @@ def tail_scale(x: torch.Tensor, gate: nn.Module, se: nn.Module, drop_path: nn.Mo
     (each may be ``nn.Identity``); None when all three are off.
 
     Each of the three multiplies by a constant per (sample, channel), so their product applied once is the same
-    function (float64: logits and every gradient equal to ~1e-15, ``tests/test_conv_lowering.py``) and reads and
+    function (float64: logits and every gradient equal to ~1e-15, ``tests/models/test_conv_lowering.py``) and reads and
     writes the (N, C, T, H, W) tensor once instead of three or four times. SE pools the gated tensor, whose
     channel means are the gate times ``x``'s means, so ``x`` is pooled once.
     """

@@ -18,7 +18,7 @@ Why an order-agnostic model must fail:
 
 So a per-frame model is at chance, 1/8 (per-frame features averaged over time stay near it); even a model comparing
 frames as an unordered set can at best name the kind of motion (pan axis, rotation, zoom), i.e. 1/4. A tiny
-3D CNN learns all 8 classes in minutes on a CPU (tests/test_toy_dataset.py checks both sides with simple features).
+3D CNN learns all 8 classes in minutes on a CPU (tests/data/test_toy_dataset.py checks both sides with simple features).
 
 Speeds scale with the short side. At the defaults (160x120) a pan moves 0.6-1.5 px per frame, i.e. 2.4-6 px
 between frames sampled with stride 4, well under half the dominant texture period (about 32 px); rotations turn

@@ -13,9 +13,8 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import moving_frames, write_h264
+from conftest import REPO_ROOT, TINY, moving_frames, write_h264
 from iopath.common.file_io import HTTPURLHandler, PathHandler, g_pathmgr
-from test_training import TINY
 
 from rs3d.checkpoint import CheckpointManager, load_checkpoint
 from rs3d.checkpoint.io import save_atomic, verify_checkpoint
@@ -30,7 +29,7 @@ from rs3d.utils import paths
 from rs3d.utils.appending import append_text, open_append
 from rs3d.utils.atomic import atomic_path, atomic_write_text
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 TOY_CFG = os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml")
 PREFIX = "rs3dtest://"
 

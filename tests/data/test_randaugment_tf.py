@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT
 from torchvision import tv_tensors
 
 from rs3d.data import randaugment_tf
 from rs3d.data.randaugment_tf import TF_OPS, TFRandAugment, cutout_box, tf_augment_op, tf_op_argument
 from rs3d.data.transforms import TrainClipTransform, build_randaugment
 
-FIXTURE = np.load(Path(__file__).parent / "fixtures" / "tf" / "randaugment.npz")
+FIXTURE = np.load(Path(REPO_ROOT) / "tests" / "fixtures" / "tf" / "randaugment.npz")
 COLOUR = torch.from_numpy(FIXTURE["colour_input"])
 COORD = torch.from_numpy(FIXTURE["coord_input"])
 ROTATE_TOLERANCE = 2  # pixels per output; see the module docstring

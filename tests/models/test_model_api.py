@@ -5,13 +5,14 @@ import shutil
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 import rs3d
 from rs3d.config import ConfigError, load_config
 from rs3d.config.catalog import config_root, find_config, list_configs
 from rs3d.models import build_model
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = REPO_ROOT
 KINETICS = sorted(n[:-5] for n in os.listdir(os.path.join(REPO, "configs", "kinetics400")) if n.endswith(".yaml"))
 
 

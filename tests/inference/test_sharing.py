@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 import rs3d
 from rs3d.checkpoint import CheckpointError, load_checkpoint, save_atomic
@@ -17,7 +18,7 @@ from rs3d.commands import export
 from rs3d.config import load_config
 from rs3d.models import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(REPO_ROOT)
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 

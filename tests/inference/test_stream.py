@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 from rs3d.checkpoint import save_atomic
 from rs3d.commands import predict
@@ -19,7 +20,7 @@ from rs3d.inference import Predictor
 from rs3d.inference.stream import frame_step, open_source
 from rs3d.models import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(REPO_ROOT)
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 import torch
-from test_training import tiny_cfg
+from conftest import tiny_cfg
 
 from rs3d.checkpoint.io import CheckpointSaveError, load_checkpoint
 from rs3d.checkpoint.manager import CheckpointManager

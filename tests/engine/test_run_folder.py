@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_training import tiny_cfg, train_cmd
+from conftest import tiny_cfg, train_cmd
 
 from rs3d.checkpoint import load_checkpoint
 from rs3d.engine.rerun import RerunRefusedError, check_rerun, record_changes

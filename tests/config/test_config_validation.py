@@ -4,7 +4,7 @@ before any data is read; the table agrees with the constants of the layers that 
 import os
 
 import pytest
-from test_training import ROOT
+from conftest import ROOT
 
 from rs3d.commands import base as cli
 from rs3d.commands import train

@@ -5,6 +5,7 @@ import pickle
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 from torch import nn
 
 from rs3d.checkpoint import (
@@ -213,7 +214,7 @@ def test_pytorchvideo_zoo_checkpoint_loads_into_the_baseline(tmp_path):
             module.running_var.uniform_(0.5, 1.5)
     state = {f"module.{k}": v for k, v in reference.state_dict().items()}
     torch.save({"epoch": 196, "model_state": state, "cfg": "TRAIN:\n  ENABLE: True\n"}, tmp_path / "SLOW_8x8.pyth")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = REPO_ROOT
     cfg = load_config(os.path.join(root, "configs/kinetics400/slow_r50.yaml"), ["DATA.TRAIN_CROP_SIZE", "224"])
     ours = build_model(cfg).eval()
     assert load_weights(ours, str(tmp_path / "SLOW_8x8.pyth")) == []

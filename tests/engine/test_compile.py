@@ -7,10 +7,10 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import REPO_ROOT, tiny_cfg
 from torch import nn
 
 from rs3d.engine.compile import compile_training_net
-from tests.test_training import tiny_cfg
 
 
 @pytest.mark.slow
@@ -18,7 +18,7 @@ def test_sync_batchnorm_layers_stay_out_of_the_compiled_graphs():
     from rs3d.config import load_config
     from rs3d.models import build_model
 
-    cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "configs/toy/rs3d_tiny.yaml"),
+    cfg = load_config(os.path.join(REPO_ROOT, "configs/toy/rs3d_tiny.yaml"),
                       ["MODEL.RESNET3D.WIDTH_MULTIPLIER", "0.125", "MODEL.RESNET3D.STEM_WIDTH", "8"])
     torch.manual_seed(0)
     model = nn.SyncBatchNorm.convert_sync_batchnorm(build_model(cfg))

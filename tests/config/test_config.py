@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 
 from rs3d.config import ConfigError, get_cfg, load_config
 from rs3d.config import defaults as defaults_module
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(REPO_ROOT)
 
 
 def test_every_default_has_a_comment_line_above_it():

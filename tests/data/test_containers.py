@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 from rs3d.checkpoint import save_atomic
 from rs3d.commands import predict
@@ -16,7 +17,7 @@ from rs3d.config import load_config
 from rs3d.data.decoders import open_video, probe_video
 from rs3d.models import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(REPO_ROOT)
 FRAMES = 40
 
 

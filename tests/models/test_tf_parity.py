@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 from rs3d.models.resnet3d import ResNet3D
 from rs3d.models.tf_port import load_tf_model_garden_weights
 
-FIXTURES = Path(__file__).parent / "fixtures" / "tf"
+FIXTURES = Path(REPO_ROOT) / "tests" / "fixtures" / "tf"
 
 SPECS = {
     "rs_tiny": dict(

@@ -2,13 +2,14 @@
 import os
 
 import pytest
+from conftest import REPO_ROOT
 
 from rs3d.config import load_config
 from rs3d.models import build_model
 from rs3d.studies.scaling import AXES, along_axis, recommended, spearman, write_config
 from rs3d.utils.complexity import count_parameters
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 BASE = os.path.join(ROOT, "configs/kinetics400/rs3d_50.yaml")
 
 

@@ -14,10 +14,11 @@ import os
 
 import pytest
 import yaml
+from conftest import REPO_ROOT
 
 from rs3d.config import load_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 DEPTHS = (50, 101, 152, 200, 270, 350, 420)
 
 TF = {  # field of the resolved experiment config -> value ("" = inherited default, with its source)
@@ -186,7 +187,7 @@ def test_rs3d_configs_equal_the_reference_value_by_value(depth):
 def test_every_config_key_is_classified():
     keys = set(flat_config("configs/kinetics400/rs3d_50.yaml"))
     classified = set(EXPECTED) | set(DIFFERENT) | NOT_RECIPE
-    assert keys - classified == set(), "new config keys: classify them in tests/test_reference_recipe.py"
+    assert keys - classified == set(), "new config keys: classify them in tests/config/test_reference_recipe.py"
     assert not (set(EXPECTED) & NOT_RECIPE) and not (set(DIFFERENT) & NOT_RECIPE)
 
 

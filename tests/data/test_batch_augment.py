@@ -4,13 +4,14 @@ import os
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 from rs3d.config import load_config
 from rs3d.data import TrainClipDataset, TrainInputs, collate_clips, load_records
 from rs3d.data.batch_augment import AugmentDraws, BatchAugment, encode_draws, policy_ops
 from rs3d.data.transforms import TrainClipTransform
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 POLICIES = [("torchvision", 9), ("torchvision", 30), ("tf", 10), ("tf", 15), ("tf_reflect", 7.5)]
 
 
@@ -75,7 +76,7 @@ def test_encoding_marks_missing_ops():
 
 
 def _cfg(toy_dir, out, *opts):
-    from tests.test_training import TINY
+    from conftest import TINY
     return load_config(os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml"),
                        TINY + ["DATA.PATH_TO_DATA_DIR", toy_dir, "OUTPUT_DIR", str(out), "DATA.RANDAUGMENT_LAYERS", "2",
                                "DATA.RANDAUGMENT_POLICY", "tf", "DATA.CLIPS_PER_VIDEO", "2", "DATA.FLIP_PROB", "0.5",

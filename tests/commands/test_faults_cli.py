@@ -5,7 +5,7 @@ import os
 
 import pytest
 import torch
-from test_training import ROOT, TINY, tiny_cfg
+from conftest import ROOT, TINY, tiny_cfg
 
 from rs3d.commands import base as cli
 from rs3d.commands import check_data, predict, test, train

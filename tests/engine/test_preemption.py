@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from test_training import ROOT, TINY, tiny_cfg, train_cmd
+from conftest import ROOT, TINY, tiny_cfg, train_cmd
 
 from rs3d.checkpoint.io import load_checkpoint
 from rs3d.models import build_model

@@ -4,8 +4,9 @@ import runpy
 import sys
 
 import pytest
+from conftest import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 SHIMS = {"train_net": "train", "test_net": "test", "predict": "predict", "export": "export",
          "check_dataset": "check_data", "prepare_dataset": "prepare_data", "make_toy_dataset": "make_toy_data",
          "compare": "compare", "scaling_table": "scaling_table", "model_table": "model_table",

@@ -9,32 +9,12 @@ import time
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import ROOT, TINY, tiny_cfg, train_cmd
 
 from rs3d.checkpoint import load_checkpoint
-from rs3d.config import load_config
 from rs3d.engine import NonFiniteLossError, PreciseBNHook, Trainer
 from rs3d.evaluation import run_test
 from rs3d.utils.distributed import DistInfo
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "3", "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32",
-        "MODEL.RESNET3D.WIDTH_MULTIPLIER", "0.125", "MODEL.RESNET3D.STEM_WIDTH", "8", "TRAIN.BATCH_SIZE", "8",
-        "TRAIN.EVAL_PERIOD", "1", "TRAIN.LOG_PERIOD", "2", "DATA.TOY_DATASET", "False", "TEST.NUM_ENSEMBLE_VIEWS", "2",
-        "TEST.BATCH_SIZE", "4", "DATA_LOADER.NUM_WORKERS", "0", "TRAIN.DETERMINISTIC", "True", "SOLVER.EMA_DECAY",
-        "0.9"]
-
-
-
-
-def tiny_cfg(toy_dir, out, *opts):
-    return load_config(os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml"),
-                       TINY + ["DATA.PATH_TO_DATA_DIR", toy_dir, "OUTPUT_DIR", str(out), *opts])
-
-
-def train_cmd(toy_dir, out, *opts):
-    return [sys.executable, os.path.join(ROOT, "tools/train_net.py"), "--cfg",
-            os.path.join(ROOT, "configs/toy/rs3d_tiny.yaml"), *TINY, "DATA.PATH_TO_DATA_DIR", toy_dir,
-            "OUTPUT_DIR", str(out), "TEST.ENABLE", "False", *opts]
 
 
 def final_weights(out):

@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import write_h264
+from conftest import REPO_ROOT, write_h264
 
 import rs3d
 from rs3d.data.decoders import open_video
 from rs3d.data.sampling import ClipSpec
 from rs3d.inference import sliding_windows
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 
 
 def val_videos(trained_toy):
@@ -152,8 +152,7 @@ def test_render_draws_the_current_labels(trained_toy, tmp_path):
 def test_predict_searches_folders_with_the_folder_datasets_video_extensions(tmp_path, capsys):
     """rs3d-predict and the class-folder datasets share one extension list: an MPEG-TS file (``.ts``, which
     predict's own shorter list used to miss) in a folder is found and predicted; other files are not."""
-    from conftest import moving_frames
-    from test_training import tiny_cfg
+    from conftest import moving_frames, tiny_cfg
 
     from rs3d.commands import predict
     from rs3d.models import build_model

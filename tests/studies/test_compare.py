@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from conftest import REPO_ROOT
 
 from rs3d.config import load_config
 from rs3d.studies.budget import check_equal_budget
@@ -14,7 +15,7 @@ from rs3d.studies.runs import load_run
 from rs3d.studies.seeds import TrainingFailed, train_seeds
 from rs3d.utils.errors import UserInputError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 TOY = {name: os.path.join(ROOT, f"configs/toy/{name}.yaml") for name in ("rs3d_tiny", "r3d_tiny", "c2d_tiny")}
 CLASSES = ["move_left", "move_right"]
 

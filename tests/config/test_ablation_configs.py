@@ -4,10 +4,11 @@ import glob
 import os
 
 import yaml
+from conftest import REPO_ROOT
 
 from rs3d.config import load_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 EXPECTED_CHANGES = [
     {"SOLVER.MAX_EPOCH"},
     {"SOLVER.EMA_DECAY"},

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from test_training import ROOT, TINY, tiny_cfg
+from conftest import ROOT, TINY, tiny_cfg
 
 from rs3d.checkpoint.finite import all_finite, non_finite_parts
 from rs3d.checkpoint.io import load_checkpoint

@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 
 from rs3d.data.decoders import PyAVReader, probe_video
 from rs3d.data.metadata import load_metadata, metadata_path
@@ -25,7 +26,7 @@ from rs3d.data.prep.checks import (
 )
 from rs3d.data.prep.reencode import prepare_split, reencode_video
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(REPO_ROOT)
 MIN_FRAMES = 15  # --num-frames 8 --sampling-rate 2
 GOOD = ["a/good_0.mp4", "a/good_1.mp4", "b/good_2.mp4"]
 BAD = {"b/short.mp4": "too_short", "b/empty.mp4": "empty", "b/text.mp4": "not_video", "b/audio.m4a": "audio_only",
