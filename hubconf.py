@@ -11,7 +11,7 @@ dependencies = ["torch", "torchvision", "pytorchvideo", "fvcore", "iopath", "yam
 
 def _entry_point(name):
     def entry(pretrained=None, num_classes=None, **overrides):
-        from rs3d.models.registry import create_model
+        from rs3d.models.factory import create_model
 
         return create_model(name, pretrained=pretrained, num_classes=num_classes, **overrides)
 

@@ -9,7 +9,7 @@
 __version__ = "0.1.0"
 
 
-_MODEL_API = ("create_model", "list_models", "get_config", "build_model")
+_MODEL_API = ("create_model", "list_models", "get_config", "build_model", "register_model", "available_archs")
 
 
 def __getattr__(name: str):

@@ -25,7 +25,7 @@ import torch
 
 from rs3d.commands import base as cli
 from rs3d.config import load_config
-from rs3d.models.build import build_model
+from rs3d.models.factory import build_model
 from rs3d.studies.levers import (
     KERNEL_GROUPS,
     LEVERS,

@@ -24,14 +24,9 @@ from collections.abc import Sequence
 from rs3d.commands import base as cli
 from rs3d.data.annotations import AnnotationError
 from rs3d.data.metadata import metadata_path, save_metadata
-from rs3d.data.prep.checks import (
-    check_split,
-    format_report,
-    progress_printer,
-    read_split,
-    split_options,
-    write_csv_subset,
-)
+from rs3d.data.prep.checks import check_split, format_report
+from rs3d.data.prep.pool import progress_printer
+from rs3d.data.splits import read_split, split_options, write_csv_subset
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -17,7 +17,7 @@ import torch
 from rs3d.commands import base as cli
 from rs3d.config import load_config
 from rs3d.config.catalog import config_root
-from rs3d.models.build import build_model
+from rs3d.models.factory import build_model
 from rs3d.studies.speed import SpeedSetting, build_for_clip, time_in_subprocess
 from rs3d.utils.complexity import count_gflops, count_parameters
 from rs3d.utils.tables import markdown_table

@@ -30,14 +30,9 @@ from fvcore.common.config import CfgNode
 from rs3d.commands import base as cli
 from rs3d.data.annotations import AnnotationError, VideoRecord
 from rs3d.data.metadata import metadata_path, save_metadata
-from rs3d.data.prep.checks import (
-    progress_printer,
-    read_split,
-    split_options,
-    write_csv_subset,
-    write_slowfast_csv,
-)
+from rs3d.data.prep.pool import progress_printer
 from rs3d.data.prep.reencode import copy_class_names, prepare_split, probe_outputs
+from rs3d.data.splits import read_split, split_options, write_csv_subset, write_slowfast_csv
 from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_write_text
 from rs3d.utils.class_folders import class_folder_names, is_class_folder_dataset, split_folder

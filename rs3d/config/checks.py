@@ -138,8 +138,7 @@ RULES: dict[str, Choice | Number | Numbers] = {
     "DATA.INPUT_CHANNEL_NUM": _positive_int(),
     "DATA.FOLDER_VAL_FRACTION": _fraction(open_high=True),
     "DATA.MISSING_FILES": Choice(("error", "drop")),
-    "DATA.DECODING_BACKEND": Choice(("decord", "pyav")),
-    "DATA.FALLBACK_BACKEND": Choice(("", "decord", "pyav")),
+    # DATA.DECODING_BACKEND / FALLBACK_BACKEND: registered names, checked by rs3d.data.build.backends
     "DATA.MAX_DECODE_RETRIES": _count(),
     "DATA.TARGET_FPS": Number(0),
     "DATA.SHORT_VIDEO": Choice(("loop", "pad")),

@@ -264,6 +264,10 @@ _C.TEST.SPLIT = "test"
 _C.OUTPUT_DIR = "./output"
 # Random seed for python, numpy and torch.
 _C.SEED = 0
+# Your own modules, imported before the config is checked (module names, found from the current folder too, or
+# .py files): the models and decoding backends they register (rs3d.models.register_model,
+# rs3d.data.decoders.register_backend) become values of MODEL.ARCH and DATA.DECODING_BACKEND, for every command.
+_C.CUSTOM_IMPORTS = []
 
 
 def get_cfg() -> CN:

@@ -19,6 +19,7 @@ from rs3d.config.catalog import PACKAGED_PREFIX, ConfigError, resolve_config_pat
 from rs3d.config.checks import accepts_auto, check_config, check_value
 from rs3d.config.defaults import get_cfg
 from rs3d.utils import paths
+from rs3d.utils.imports import CustomImportError, import_modules
 
 BASE_KEY = "_BASE_"
 
@@ -34,6 +35,7 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> CfgNo
     if path is not None:
         merge_yaml(cfg, path)
     merge_overrides(cfg, overrides)
+    import_custom_modules(cfg, path or "config")
     check_config(cfg, path or "config")  # every allowed value and range (rs3d.config.checks), before the data is read
     resolve_num_classes(cfg)
     cfg.freeze()
@@ -67,9 +69,18 @@ def config_from_text(text: str, source: str, overrides: Sequence[str] = ()) -> C
     _merge_checked(cfg, data, source=source, prefix="")
     cfg.MODEL.INIT.FROM, cfg.MODEL.INIT.FILE = "", ""
     merge_overrides(cfg, overrides)
+    import_custom_modules(cfg, source)
     check_config(cfg, source)
     cfg.freeze()
     return cfg
+
+
+def import_custom_modules(cfg: CfgNode, source: str) -> None:
+    """Import the config's CUSTOM_IMPORTS (:mod:`rs3d.utils.imports`), so what they register is known from here on."""
+    try:
+        import_modules(list(cfg.CUSTOM_IMPORTS))
+    except CustomImportError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def merge_yaml(cfg: CfgNode, path: str, _seen: tuple[str, ...] = ()) -> None:

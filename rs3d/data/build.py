@@ -1,8 +1,6 @@
 """The one place where a config becomes datasets and loaders: ``build_loader(cfg, split)``."""
 from __future__ import annotations
 
-import os
-
 import torch
 from fvcore.common.config import CfgNode
 from torch.utils.data import (
@@ -13,27 +11,17 @@ from torch.utils.data import (
 )
 
 from rs3d.config.loader import ConfigError
-from rs3d.data.annotations import (
-    AnnotationError,
-    VideoRecord,
-    drop_or_fail_missing,
-    is_kinetics_csv,
-    kinetics_class_names,
-    load_class_names,
-    read_class_folders,
-    read_kinetics_csv,
-    read_slowfast_csv,
-)
+from rs3d.data.annotations import VideoRecord, drop_or_fail_missing
 from rs3d.data.batch import ClipBatch
 from rs3d.data.batch_augment import BatchAugment
 from rs3d.data.dataset import TestClipDataset, TrainClipDataset, collate_clips
+from rs3d.data.decoders import available_backends
 from rs3d.data.metadata import load_metadata, metadata_path
 from rs3d.data.samplers import EpochSampler
 from rs3d.data.sampling import ClipSpec
+from rs3d.data.splits import names_classes, read_class_names, read_split, split_options
 from rs3d.data.transforms import TestClipTransform, TrainClipTransform
 from rs3d.data.workers import resolve_num_workers, worker_init_fn
-from rs3d.utils import paths
-from rs3d.utils.class_folders import is_class_folder_dataset
 
 SPLITS = ("train", "val", "test")
 
@@ -56,47 +44,28 @@ def prepare_data_dir(cfg: CfgNode) -> str:
 
 
 def load_class_names_for(cfg: CfgNode) -> list[str]:
-    """Class names: DATA.CLASS_NAMES_FILE, else DATA_DIR/classnames.json, else the official train CSV's labels,
-    else (a folder of class folders) the sorted folder names."""
+    """Class names (:func:`rs3d.data.splits.read_class_names`: DATA.CLASS_NAMES_FILE, else DATA_DIR/classnames.json,
+    else the sorted class folders, else the official train CSV's labels), as many as MODEL.NUM_CLASSES."""
     data_dir = prepare_data_dir(cfg)
-    names_file = cfg.DATA.CLASS_NAMES_FILE or os.path.join(data_dir, "classnames.json")
     if cfg.MODEL.NUM_CLASSES == 0:
         raise ConfigError(f"MODEL.NUM_CLASSES: 0 (as many as the data has), but {data_dir} names no classes: give "
                           "MODEL.NUM_CLASSES, a classnames.json or a folder of class folders")
-    if not paths.isfile(names_file) and not cfg.DATA.CLASS_NAMES_FILE and is_class_folder_dataset(data_dir):
-        names_file = data_dir
-        names = read_class_folders(data_dir, "train", cfg.DATA.FOLDER_VAL_FRACTION)[1]
-    elif paths.isfile(names_file):
-        names = load_class_names(names_file)
-    else:
-        train_csv = os.path.join(data_dir, "train.csv")
-        if cfg.DATA.CLASS_NAMES_FILE or not (paths.isfile(train_csv) and is_kinetics_csv(train_csv)):
-            raise AnnotationError(f"{names_file}: class names file not found")
-        names = kinetics_class_names(train_csv)
+    names, source = read_class_names(data_dir, cfg.DATA.CLASS_NAMES_FILE, cfg.DATA.FOLDER_VAL_FRACTION)
     if len(names) != cfg.MODEL.NUM_CLASSES:
-        raise ConfigError(f"MODEL.NUM_CLASSES: {cfg.MODEL.NUM_CLASSES}, but {names_file} lists {len(names)} classes")
+        found = (f"has {len(names)} class folders (MODEL.NUM_CLASSES 0 takes the count from the data)"
+                 if source == data_dir else f"lists {len(names)} classes")
+        raise ConfigError(f"MODEL.NUM_CLASSES: {cfg.MODEL.NUM_CLASSES}, but {source} {found}")
     return names
 
 
 def load_records(cfg: CfgNode, split: str) -> list[VideoRecord]:
-    """Read ``DATA_DIR/<split>.csv`` (either format), check labels and files, apply DATA.MISSING_FILES."""
+    """Read a split as every tool does (:func:`rs3d.data.splits.read_split`), labels checked against
+    MODEL.NUM_CLASSES, then apply DATA.MISSING_FILES."""
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     data_dir = prepare_data_dir(cfg)
-    csv_path = os.path.join(data_dir, f"{split}.csv")
-    if not paths.isfile(csv_path) and is_class_folder_dataset(data_dir):
-        records, names = read_class_folders(data_dir, split, cfg.DATA.FOLDER_VAL_FRACTION)
-        if len(names) != cfg.MODEL.NUM_CLASSES:
-            raise ConfigError(f"MODEL.NUM_CLASSES: {cfg.MODEL.NUM_CLASSES}, but {data_dir} has {len(names)} class "
-                              "folders (MODEL.NUM_CLASSES 0 takes the count from the data)")
-        return drop_or_fail_missing(records, cfg.DATA.MISSING_FILES)
-    if not paths.isfile(csv_path):
-        raise AnnotationError(f"{csv_path}: annotation file not found")
-    prefix = cfg.DATA.PATH_PREFIX or data_dir
-    if is_kinetics_csv(csv_path):
-        records = read_kinetics_csv(csv_path, prefix, load_class_names_for(cfg), cfg.DATA.KINETICS_PATH_FORMAT)
-    else:
-        records = read_slowfast_csv(csv_path, prefix, cfg.DATA.PATH_LABEL_SEPARATOR, cfg.MODEL.NUM_CLASSES)
+    names = load_class_names_for(cfg) if names_classes(data_dir, split) else None
+    records = read_split(data_dir, split, **split_options(cfg), class_names=names, num_classes=cfg.MODEL.NUM_CLASSES)
     return drop_or_fail_missing(records, cfg.DATA.MISSING_FILES)
 
 
@@ -107,9 +76,15 @@ def clip_spec(cfg: CfgNode) -> ClipSpec:
 
 
 def backends(cfg: CfgNode) -> tuple[str, ...]:
-    """Decoder, then the fallback decoder if any."""
+    """Decoder, then the fallback decoder if any; a name no backend registered (:mod:`rs3d.data.decoders.registry`,
+    CUSTOM_IMPORTS for one of your own) is a ConfigError naming the key."""
     first, second = cfg.DATA.DECODING_BACKEND, cfg.DATA.FALLBACK_BACKEND
+    known = available_backends()
+    for key, name in (("DATA.DECODING_BACKEND", first), ("DATA.FALLBACK_BACKEND", second)):
+        if name and name not in known:
+            raise ConfigError(f"{key}: {name!r} is not one of {', '.join(known)}")
     return (first,) if not second or second == first else (first, second)
+
 
 
 def build_dataset(cfg: CfgNode, split: str, multi_view: bool | None = None):

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from rs3d.data.annotations import VideoRecord
 from rs3d.data.batch import ClipBatch
-from rs3d.data.decoders import VideoDecodeError, VideoInfo, open_video, probe_video
+from rs3d.data.decoders import VideoDecodeError, VideoInfo, default_backends, open_video, probe_with
 from rs3d.data.samplers import sample_seed
 from rs3d.data.sampling import (
     ClipSpec,
@@ -91,7 +91,8 @@ class _VideoSource(Dataset):
     def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, backends: Sequence[str]):
         if not records:
             raise ValueError("dataset has no videos")
-        self.records, self.spec, self.backends = list(records), spec, tuple(backends)
+        # No backends given: every registered one, in the registry's order (decord, then PyAV).
+        self.records, self.spec, self.backends = list(records), spec, tuple(backends) or default_backends()
         self._info_cache: dict[str, VideoInfo] = {}  # filled lazily inside each worker
         self.in_flight = InFlight()
         self.excluded: dict[str, str] = {}  # path -> why; set in the main process before workers start
@@ -108,9 +109,9 @@ class _VideoSource(Dataset):
         self._info_cache.update(infos)
 
     def info(self, path: str) -> VideoInfo:
-        """Stream facts of ``path``, probed once per worker."""
+        """Stream facts of ``path``, probed once per worker (by the backends' own probe if they have one)."""
         if path not in self._info_cache:
-            self._info_cache[path] = probe_video(path)
+            self._info_cache[path] = probe_with(path, self.backends)
         return self._info_cache[path]
 
     def load(self, path: str) -> Any:
@@ -170,7 +171,7 @@ class TrainClipDataset(_VideoSource):
     """
 
     def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, transform: TrainClipTransform,
-                 backends: Sequence[str] = ("decord", "pyav"), clips_per_video: int = 1, max_retries: int = 10,
+                 backends: Sequence[str] = (), clips_per_video: int = 1, max_retries: int = 10,
                  seed: int = 0, augment_on_device: bool = False):
         super().__init__(records, spec, backends)
         self.transform, self.clips_per_video, self.max_retries = transform, clips_per_video, max_retries
@@ -223,7 +224,7 @@ class TestClipDataset(_VideoSource):
     __test__ = False  # not a pytest test class
 
     def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, transform: TestClipTransform,
-                 num_clips: int = 10, backends: Sequence[str] = ("decord", "pyav")):
+                 num_clips: int = 10, backends: Sequence[str] = ()):
         super().__init__(records, spec, backends)
         self.transform, self.num_clips = transform, num_clips
 

@@ -28,6 +28,7 @@ from rs3d.config import ConfigError
 from rs3d.config.checks import check_config
 from rs3d.data import SkipTracker, TrainInputs, build_loader, load_class_names_for
 from rs3d.data.batch import ClipBatch
+from rs3d.data.build import backends
 from rs3d.data.workers import describe_num_workers, resolve_num_workers
 from rs3d.engine.compile import CompileTimeHook, compile_training_net
 from rs3d.engine.debug_hooks import CrashAtStepHook
@@ -49,7 +50,7 @@ from rs3d.engine.pictures import CurvesHook
 from rs3d.engine.preemption import PreemptionHook
 from rs3d.evaluation import SmoothedValue
 from rs3d.models import build_model
-from rs3d.models.build import available_archs
+from rs3d.models.registry import available_archs
 from rs3d.utils.distributed import DistInfo, init_distributed
 from rs3d.utils.errors import RunStoppedError
 from rs3d.utils.precision import autocast, autocast_dtype
@@ -176,6 +177,7 @@ class Trainer(TrainerBase):
         check_config(cfg)  # a config built in code is checked too, before any data is read
         if cfg.MODEL.ARCH not in available_archs():
             raise ConfigError(f"MODEL.ARCH: {cfg.MODEL.ARCH!r} is not one of {', '.join(available_archs())}")
+        backends(cfg)  # DATA.DECODING_BACKEND and FALLBACK_BACKEND name registered backends, checked before any data
         self.dist = dist or init_distributed(cfg.TRAIN.DEVICE)
         self.device = self.dist.device
         self.num_workers = resolve_num_workers(cfg.DATA_LOADER.NUM_WORKERS)

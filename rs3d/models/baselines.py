@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from rs3d.models.registry import register_model
+
 with warnings.catch_warnings():  # pytorchvideo 0.1.5 calls the deprecated torch.jit.script at import time
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     from pytorchvideo.models import hub
@@ -61,3 +63,17 @@ def published_weights() -> dict[str, str]:
 
     table = {**resnet.checkpoint_paths, **x3d.checkpoint_paths, **r2plus1d.checkpoint_paths}
     return {arch: table[arch] for arch in PYTORCHVIDEO_ARCHS if arch in table}
+
+
+def _register(arch: str) -> None:
+    """Register ``arch`` as a function of the clip shape it is trained on."""
+    def build(num_classes: int, num_frames: int, crop_size: int, dropout_rate: float = 0.5) -> nn.Module:
+        return build_pytorchvideo_model(arch, num_classes, num_frames, crop_size, dropout_rate)
+
+    build.__name__ = build.__qualname__ = arch
+    build.__doc__ = f"``MODEL.ARCH {arch}``: pytorchvideo's {arch} (:func:`build_pytorchvideo_model`)."
+    register_model(arch)(build)
+
+
+for _arch in PYTORCHVIDEO_ARCHS:
+    _register(_arch)

@@ -1,134 +1,141 @@
-"""Models by name: ``list_models()``, ``get_config(name)`` and ``create_model(name, pretrained, num_classes, ...)``.
+"""The architecture registry: a model registers itself next to its definition (``@register_model``, as timm does)
+and ``MODEL.ARCH`` names it; :mod:`rs3d.models.factory` turns a config into the registered function's arguments.
 
-Names are the shipped configs (``rs3d.config.catalog``): ``rs3d_50`` ... ``rs3d_420``, ``r3d_50``, the pytorchvideo
-baselines (``slow_r50``, ``i3d_r50``, ``c2d_r50``, ``r2plus1d_r50``, ``x3d_xs`` ... ``x3d_l``) and the toy models
-(``rs3d_tiny`` ...). A model is built by ``build_model`` from its config, so ``create_model(name)`` and
-``build_model(get_config(name))`` are the same network, and it carries ``model.pretrained_cfg`` (frames, stride,
-crops, mean/std) for inference.
+A registered function takes plain keyword arguments and returns an ``nn.Module``. It receives those of the common
+arguments its signature names (``num_classes``: MODEL.NUM_CLASSES, ``in_channels``: DATA.INPUT_CHANNEL_NUM,
+``num_frames``: DATA.NUM_FRAMES, ``crop_size``: DATA.TRAIN_CROP_SIZE, ``dropout_rate``: MODEL.DROPOUT_RATE),
+plus every key of its config ``section`` in lower case (``MODEL.RESNET3D.DEPTH`` -> ``depth=``), which are also
+``create_model``'s keywords. A bad argument is a ``ValueError`` (a :class:`ModelArgumentError` names which), which
+the factory reports as a config error naming the key.
+Variants are separate registrations (``x3d_s``, ``x3d_m``), as in timm.
+
+The backbone contract: what the rest of rs3d relies on, checked for every registered model by
+:func:`check_backbone` (and the test over the registry):
+
+1. ``model(x)`` maps float clips ``(N, in_channels, T, H, W)`` to logits ``(N, num_classes)``, in train and eval
+   mode, at the configured clip length and crop (and at larger test crops): training, testing, prediction, export
+   and the model table (parameters, fvcore GFLOPs per view) use nothing else.
+2. Stages for ``MODEL.INIT.FREEZE_STAGES``: attributes ``stem`` and ``stages`` (a sequence of stages), or
+   ``blocks`` whose first entry is the stem and last the head (pytorchvideo's layout).
+3. A classifier the fine-tuning code can find (``MODEL.INIT.RESET_HEAD``, another class count): parameters under
+   ``fc.`` or under ``blocks.<last>.proj.``.
+4. Optional: ``compile_regions()`` listing the stem and blocks compiled one by one by ``TRAIN.COMPILE_SCOPE
+   regional`` (else the whole model is compiled); inflation of 2D timm ResNet-RS weights (``MODEL.INIT.FROM
+   timm:...``) needs rs3d's own names (``stem.conv1``, ``stages.<i>.<j>.``, ``fc.``) and is refused otherwise.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from fvcore.common.config import CfgNode
+import torch
 from torch import nn
 
-from rs3d.checkpoint import hub
-from rs3d.checkpoint.hub import is_pretrained_source
-from rs3d.config.catalog import find_config, list_model_names
-from rs3d.config.loader import ConfigError, config_from_text, load_config
-from rs3d.models.build import build_model
+#: Keyword -> where the factory takes it from; a registered function gets those its signature names.
+COMMON_ARGUMENTS = {
+    "num_classes": "MODEL.NUM_CLASSES",
+    "in_channels": "DATA.INPUT_CHANNEL_NUM",
+    "num_frames": "DATA.NUM_FRAMES",
+    "crop_size": "DATA.TRAIN_CROP_SIZE",
+    "dropout_rate": "MODEL.DROPOUT_RATE",
+}
 
-#: Config sections searched, in order, for a ``create_model`` keyword (``depth`` -> MODEL.RESNET3D.DEPTH).
-KEYWORD_SECTIONS = ("MODEL", "MODEL.RESNET3D", "MODEL.INIT", "DATA")
-
-
-def list_models(pattern: str = "*") -> list[str]:
-    """Names ``create_model`` accepts, sorted; ``pattern`` is shell-style (``"x3d_*"``)."""
-    return list_model_names(pattern)
+Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 
-def get_config(name: str, overrides: Sequence[str] = ()) -> CfgNode:
-    """The frozen config of a shipped model or config (``"rs3d_50"``, ``"finetune/rs3d_50_imagenet"``) with
-    ``KEY VALUE`` overrides."""
-    return load_config(find_config(name), list(overrides))
+@dataclass(frozen=True)
+class ArchEntry:
+    """A registered architecture: its ``MODEL.ARCH`` name, the function that builds it, the config section whose
+    keys are its own arguments ("" for none) and the module that registered it."""
+
+    name: str
+    fn: Callable[..., nn.Module]
+    section: str = ""
+    module: str = ""
+
+    def accepts(self, keyword: str, named: bool = False) -> bool:
+        """Whether the function takes ``keyword``: named in its signature, or (unless ``named``) through
+        ``**kwargs``."""
+        parameters = inspect.signature(self.fn).parameters
+        return keyword in parameters or (not named and any(p.kind is p.VAR_KEYWORD for p in parameters.values()))
 
 
-def keyword_to_key(cfg: CfgNode, keyword: str) -> str:
-    """``num_classes`` -> ``MODEL.NUM_CLASSES``; a dotted upper-case key is taken as it is. Ambiguous or unknown
-    keywords are a ConfigError."""
-    if "." in keyword or keyword.isupper():
-        return keyword
-    hits = []
-    for section in KEYWORD_SECTIONS:
-        node = cfg
-        for part in section.split("."):
-            node = node[part]
-        if keyword.upper() in node and not isinstance(node[keyword.upper()], CfgNode):
-            hits.append(f"{section}.{keyword.upper()}")
-    if not hits:
-        raise ConfigError(f"create_model: unknown keyword {keyword!r} (keywords name a key of "
-                          f"{', '.join(KEYWORD_SECTIONS)} in lower case, e.g. depth=101, num_frames=16)")
-    if len(hits) > 1:
-        raise ConfigError(f"create_model: keyword {keyword!r} is ambiguous ({', '.join(hits)}); use cfg_overrides")
-    return hits[0]
+class ModelArgumentError(ValueError):
+    """A bad value of one argument of a registered function; the factory names its config key."""
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(message)
+        self.argument = argument
 
 
-def create_model(
-    name: str,
-    pretrained: bool | str | None = None,
-    num_classes: int | None = None,
-    cfg_overrides: dict[str, Any] | None = None,
-    **overrides: Any,
-) -> nn.Module:
-    """Build a named model.
-
-    Args:
-        name: one of :func:`list_models` (or any shipped config name, e.g. ``"finetune/rs3d_50_imagenet"``), or a
-            shared model: ``"hf-hub:org/name"`` or a local folder written by ``rs3d-export --format safetensors``
-            (its config, and its weights unless ``pretrained=False``).
-        pretrained: where the initial weights come from. ``None``: what the config says (``MODEL.INIT``; random
-            for the zoo configs). ``False``: random, whatever the config says. ``True``: the model's published
-            start: ImageNet ``timm:resnetrs<depth>`` inflated to 3D for RS3D models, the published Kinetics weights
-            for pytorchvideo baselines. A string: a ``MODEL.INIT.FROM`` value (``"timm:resnetrs50"``,
-            ``"pytorchvideo"``, a checkpoint path).
-        num_classes: classifier size (default: the config's, 400 for Kinetics configs); a pretrained head of
-            another size is re-initialised.
-        cfg_overrides: ``{"SOLVER.BASE_LR": 0.1, ...}`` full config keys.
-        **overrides: config keys in lower case from MODEL, MODEL.RESNET3D, MODEL.INIT or DATA, e.g.
-            ``depth=101``, ``temporal_kernels=[1, 1, 3, 3]``, ``num_frames=16``, ``dropout_rate=0.2``,
-            ``file="resnetrs50.safetensors"`` (local timm weights), ``inflate="center"``.
-
-    Returns:
-        An ``nn.Module`` mapping ``(N, 3, T, H, W)`` float clips to ``(N, num_classes)`` logits, with
-        ``model.pretrained_cfg`` holding its input facts and ``model.default_cfg`` the full config text.
-    """
-    shared = is_pretrained_source(name)  # a pretrained folder or hf-hub:org/name: its config, its weights
-    cfg = pretrained_folder_config(name) if shared else get_config(name)
-    pairs: dict[str, Any] = dict(cfg_overrides or {})
-    if num_classes is not None:
-        pairs["MODEL.NUM_CLASSES"] = num_classes
-    for keyword, value in overrides.items():
-        pairs[keyword_to_key(cfg, keyword)] = value
-    if pretrained is False:
-        pairs["MODEL.INIT.FROM"] = ""
-    elif shared and pretrained in (None, True):
-        pairs["MODEL.INIT.FROM"] = name
-    elif pretrained is True:
-        pairs["MODEL.INIT.FROM"] = default_pretrained_source(cfg)
-    elif isinstance(pretrained, str):
-        pairs["MODEL.INIT.FROM"] = pretrained
-    elif pretrained is not None:
-        raise ConfigError(f"create_model: pretrained must be None, a bool or a source string, got {pretrained!r}")
-    opts = [item for key, value in pairs.items() for item in (key, repr(value))]
-    cfg = pretrained_folder_config(name, opts) if shared else get_config(name, opts)
-    model = build_model(cfg)
-    model.default_cfg = cfg.dump()
-    return model
+_ARCHS: dict[str, ArchEntry] = {}
 
 
-def pretrained_folder_config(source: str, overrides: Sequence[str] = ()) -> CfgNode:
-    """The config stored in a pretrained folder or ``hf-hub:org/name`` (``rs3d.checkpoint.hub``), with overrides."""
-    text = hub.config_text(source)
-    if not text:
-        raise ConfigError(f"{source}: holds no {hub.CONFIG}; build the model from a config and load the weights "
-                          "with MODEL.INIT.FROM instead")
-    return config_from_text(text, f"{source} ({hub.CONFIG})", list(overrides))
+def register_model(name: str | Callable[..., nn.Module] | None = None, *, section: str = ""):
+    """Register a model function under ``MODEL.ARCH == name`` (default: the function's name), with the config
+    ``section`` whose keys it takes. Use as ``@register_model``, ``@register_model("x3d_m")`` or
+    ``register_model("x3d_m")(fn)``. A name taken by another function is a ``ValueError``."""
+    if callable(name):
+        return register_model(section=section)(name)
+
+    def wrap(fn: Builder) -> Builder:
+        arch = name or fn.__name__
+        entry = ArchEntry(arch, fn, section, getattr(fn, "__module__", "") or "")
+        old = _ARCHS.get(arch)
+        if old is not None and _origin(old.fn) != _origin(fn):  # the same function again (a re-import) is fine
+            raise ValueError(f"MODEL.ARCH {arch!r} is already registered by {old.module}")
+        _ARCHS[arch] = entry
+        return fn
+    return wrap
 
 
-def default_pretrained_source(cfg: CfgNode) -> str:
-    """The published start of a config's architecture: ``timm:resnetrs<depth>`` or ``pytorchvideo``."""
-    if cfg.MODEL.INIT.FROM:
-        return cfg.MODEL.INIT.FROM
-    if cfg.MODEL.ARCH == "resnet3d":
-        depth = cfg.MODEL.RESNET3D.DEPTH
-        if cfg.MODEL.RESNET3D.BLOCKS or cfg.MODEL.RESNET3D.WIDTH_MULTIPLIER != 1.0:
-            raise ConfigError("create_model(pretrained=True): no published weights for a custom BLOCKS / "
-                              "WIDTH_MULTIPLIER; pass pretrained='<checkpoint path>'")
-        return f"timm:resnetrs{depth}"
-    from rs3d.models.baselines import published_weights
+#: The name rs3d used before the registry moved here.
+register = register_model
 
-    if cfg.MODEL.ARCH in published_weights():
-        return "pytorchvideo"
-    raise ConfigError(f"create_model(pretrained=True): {cfg.MODEL.ARCH} has no published weights")
+
+def available_archs() -> list[str]:
+    """Names accepted by ``MODEL.ARCH``, sorted."""
+    return sorted(_ARCHS)
+
+
+def arch_entry(name: str) -> ArchEntry:
+    """The registration of ``name``; a ``KeyError`` naming the known architectures when there is none."""
+    if name not in _ARCHS:
+        raise KeyError(f"unknown architecture {name!r}; choose one of {', '.join(available_archs())}")
+    return _ARCHS[name]
+
+
+def check_backbone(model: nn.Module, num_classes: int, clip: tuple[int, int, int, int] = (3, 8, 64, 64),
+                   test_crop: int = 0) -> None:
+    """Raise ``ValueError`` naming the first broken clause of the backbone contract (module docstring): the output
+    shape on a ``(2, *clip)`` batch in train and eval mode (and at ``test_crop``), stages and head."""
+    from rs3d.models.freeze import early_modules
+    from rs3d.models.pretrained import head_prefixes
+
+    name = type(model).__name__
+    x = torch.randn(2, *clip)
+    crops = [clip[-1]] + ([test_crop] if test_crop and test_crop != clip[-1] else [])
+    for training in (True, False):
+        model.train(training)
+        for crop in crops[:1] if training else crops:  # a larger test crop is an evaluation input
+            with torch.no_grad():
+                out = model(x if crop == clip[-1] else torch.randn(2, *clip[:2], crop, crop))
+            if tuple(out.shape) != (2, num_classes):
+                mode = "train" if training else "eval"
+                raise ValueError(f"{name}: (2, {clip[0]}, {clip[1]}, {crop}, {crop}) gives {tuple(out.shape)} in "
+                                 f"{mode} mode, not (2, {num_classes}) logits")
+    try:
+        early_modules(model, 0)
+    except ValueError as e:
+        raise ValueError(f"{name}: no stages to freeze ({e}); give it stem + stages or blocks") from None
+    if not head_prefixes(model):
+        raise ValueError(f"{name}: no classifier under fc. or blocks.<last>.proj.")
+    regions = getattr(model, "compile_regions", None)
+    if regions is not None and not all(isinstance(m, nn.Module) for m in regions()):
+        raise ValueError(f"{name}: compile_regions() must list modules")
+
+
+def _origin(fn: Any) -> tuple[str, str]:
+    return getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn))

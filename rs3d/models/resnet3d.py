@@ -18,6 +18,7 @@ from torch import nn
 from rs3d.models.conv import ConvImpl, create_conv3d
 from rs3d.models.layers import DropPath, PaddedMaxPool3d, SelfGating3d, SqueezeExcite3d, tail_scale
 from rs3d.models.padding import Padding
+from rs3d.models.registry import ModelArgumentError, register_model
 
 StemType = Literal["v0", "v1"]
 StemPool = Literal["max", "conv"]
@@ -379,3 +380,28 @@ def resnet_rs_2d_equivalent(depth: int = 50, **kwargs) -> ResNet3D:
     options.update(kwargs)
     return resnet3d_rs(depth, **options)
 
+
+@register_model("resnet3d", section="MODEL.RESNET3D")
+def resnet3d(
+    num_classes: int = 400,
+    in_channels: int = 3,
+    dropout_rate: float = 0.5,
+    depth: int = 50,
+    blocks: Sequence[int] = (),
+    width_multiplier: float = 1.0,
+    temporal_kernels: Sequence[int] = (1, 1, 3, 3),
+    temporal_kernels_per_block: Sequence[Sequence[int]] = (),
+    **options,
+) -> ResNet3D:
+    """``MODEL.ARCH resnet3d``: a ResNet-RS ``depth`` (or explicit ``blocks`` per stage) at ``width_multiplier``,
+    per-stage ``temporal_kernels`` unless ``temporal_kernels_per_block`` lists one per block; every other
+    MODEL.RESNET3D key is the :class:`ResNet3D` argument of the same name."""
+    if blocks:
+        stages = [int(b) for b in blocks]
+    elif depth in RS_BLOCKS:
+        stages = list(RS_BLOCKS[depth])
+    else:
+        raise ModelArgumentError("depth", f"{depth} is not one of {sorted(RS_BLOCKS)} (or set BLOCKS)")
+    kernels = [list(k) for k in temporal_kernels_per_block] or list(temporal_kernels)
+    return ResNet3D(blocks=stages, widths=stage_widths(width_multiplier, len(stages)), num_classes=num_classes,
+                    in_channels=in_channels, dropout_rate=dropout_rate, temporal_kernels=kernels, **options)

@@ -65,7 +65,7 @@ def real_batches(config_path: str, opts: list[str], frames: int, crop: int, batc
 def build_for_clip(config_path: str, opts: list[str], frames: int, crop: int) -> nn.Module:
     """Picklable model factory for timing processes: the config's model, sized for a frames x crop clip."""
     from rs3d.config import load_config
-    from rs3d.models.build import build_model
+    from rs3d.models.factory import build_model
 
     sized = [*opts, "DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(crop)]
     return build_model(load_config(config_path, sized))

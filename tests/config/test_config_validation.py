@@ -65,6 +65,12 @@ def test_an_unknown_architecture_fails_before_any_data_is_read(tmp_path, capsys)
     assert "MODEL.ARCH: 'resnet9000' is not one of" in err and "resnet3d" in err and "x3d_m" in err, err
 
 
+@pytest.mark.parametrize("key", ["DATA.DECODING_BACKEND", "DATA.FALLBACK_BACKEND"])
+def test_an_unknown_decoding_backend_fails_before_any_data_is_read(tmp_path, capsys, key):
+    err = train_error(tmp_path, capsys, key, "ffmpeg")
+    assert f"{key}: 'ffmpeg' is not one of decord, pyav" in err, err  # the registry's names
+
+
 @pytest.mark.parametrize("key, value, allowed", RANGE_CASES, ids=[f"{k}={v}" for k, v, _ in RANGE_CASES])
 def test_numbers_out_of_range_fail_with_one_line(tmp_path, capsys, key, value, allowed):
     err = train_error(tmp_path, capsys, key, value)
@@ -73,8 +79,8 @@ def test_numbers_out_of_range_fail_with_one_line(tmp_path, capsys, key, value, a
 
 def test_a_wrong_value_in_a_file_names_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(f"_BASE_: {TOY}\nDATA:\n  DECODING_BACKEND: ffmpeg\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: DATA.DECODING_BACKEND: 'ffmpeg' is not one of decord, pyav"):
+    bad.write_text(f"_BASE_: {TOY}\nDATA:\n  SHORT_VIDEO: stretch\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: DATA.SHORT_VIDEO: 'stretch' is not one of loop, pad"):
         load_config(str(bad))
 
 
@@ -89,7 +95,6 @@ def test_rules_that_tie_keys_together():
 
 def test_the_table_agrees_with_the_layers_that_use_the_values():
     from rs3d.data.annotations import MISSING_FILE_POLICIES
-    from rs3d.data.decoders import BACKENDS
     from rs3d.data.sampling import SHORT_VIDEO_MODES
     from rs3d.data.transforms import RANDAUGMENT_POLICIES, TRAIN_CROP_MODES
     from rs3d.evaluation.multiview import AGGREGATIONS
@@ -98,7 +103,6 @@ def test_the_table_agrees_with_the_layers_that_use_the_values():
     from rs3d.utils.precision import PRECISIONS
 
     expected = {
-        "DATA.DECODING_BACKEND": BACKENDS, "DATA.FALLBACK_BACKEND": ("", *BACKENDS),
         "DATA.SHORT_VIDEO": SHORT_VIDEO_MODES, "DATA.TRAIN_CROP_MODE": TRAIN_CROP_MODES,
         "DATA.RANDAUGMENT_POLICY": RANDAUGMENT_POLICIES, "DATA.MISSING_FILES": MISSING_FILE_POLICIES,
         "TEST.VIEW_AGGREGATION": AGGREGATIONS, "MODEL.INIT.INFLATE": INFLATE_METHODS,

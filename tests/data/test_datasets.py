@@ -220,7 +220,7 @@ def test_saved_metadata_spares_the_probe(tmp_path, video_dir, monkeypatch):
     cfg = _cfg(tmp_path, num_classes=2)
     dataset = build_dataset(cfg, "train")
     assert list(dataset._info_cache) == [str(tmp_path / "good.mp4")]
-    monkeypatch.setattr(dataset_module, "probe_video", lambda path: (_ for _ in ()).throw(AssertionError(path)))
+    monkeypatch.setattr(dataset_module, "probe_with", lambda path, *_: (_ for _ in ()).throw(AssertionError(path)))
     assert dataset[0]["failures"] == []  # no probe for the video with saved facts
 
 

@@ -4,13 +4,8 @@ import numpy as np
 import pytest
 from conftest import moving_frames, write_h264
 
-from rs3d.data.decoders import (
-    PyAVReader,
-    VideoDecodeError,
-    _reference_step,
-    open_video,
-    probe_video,
-)
+from rs3d.data.decoders import PyAVReader, VideoDecodeError, open_video, probe_video
+from rs3d.data.decoders.probe import reference_step
 from rs3d.data.prep.reencode import reencode_video
 
 # One non-reference B-frame between reference frames, as prepare_dataset.py encodes (minus its GOP length).
@@ -158,11 +153,11 @@ def test_pyav_leaves_unwanted_non_reference_frames_undecoded_on_any_layout(video
 def test_reference_step_needs_x264s_fixed_single_b_frame_layout(tmp_path):
     fixed = {"bframes": "1", "b_pyramid": "0", "b_adapt": "0", "open_gop": "0", "scenecut": "0", "interlaced": "0",
              "keyint": "16"}
-    assert _reference_step(fixed) == 2
+    assert reference_step(fixed) == 2
     for key, value in [("bframes", "3"), ("b_pyramid", "2"), ("b_adapt", "1"), ("open_gop", "1"),
                        ("scenecut", "40"), ("keyint", "15"), ("keyint", "infinite"), ("interlaced", "tff")]:
-        assert _reference_step({**fixed, key: value}) == 1, key
-    assert _reference_step({}) == 1  # not x264
+        assert reference_step({**fixed, key: value}) == 1, key
+    assert reference_step({}) == 1  # not x264
     path = write_h264(str(tmp_path / "k16.mp4"), moving_frames(20), x264_params=f"keyint=16:{SKIPPABLE_ODD}")
     assert probe_video(path).ref_step == 2
 

@@ -16,15 +16,10 @@ from conftest import REPO_ROOT
 
 from rs3d.data.decoders import PyAVReader, probe_video
 from rs3d.data.metadata import load_metadata, metadata_path
-from rs3d.data.prep.checks import (
-    CRASHED,
-    check_split,
-    check_video,
-    read_split,
-    run_in_pool,
-    write_csv_subset,
-)
+from rs3d.data.prep.checks import check_split, check_video
+from rs3d.data.prep.pool import CRASHED, run_in_pool
 from rs3d.data.prep.reencode import prepare_split, reencode_video
+from rs3d.data.splits import read_split, write_csv_subset
 
 ROOT = Path(REPO_ROOT)
 MIN_FRAMES = 15  # --num-frames 8 --sampling-rate 2

@@ -57,7 +57,7 @@ def test_model_carries_its_input_facts():
 
 
 def test_pretrained_true_names_the_published_start():
-    from rs3d.models.registry import default_pretrained_source
+    from rs3d.models.factory import default_pretrained_source
 
     assert default_pretrained_source(rs3d.get_config("rs3d_101")) == "timm:resnetrs101"
     assert default_pretrained_source(rs3d.get_config("slow_r50")) == "pytorchvideo"

@@ -10,7 +10,7 @@ import torch
 from conftest import REPO_ROOT
 
 from rs3d.config import load_config
-from rs3d.models.build import build_model
+from rs3d.models.factory import build_model
 from rs3d.studies.levers import LEVERS, conv_shapes, kernel_group, slow_fallbacks
 from rs3d.utils.complexity import count_gflops
 

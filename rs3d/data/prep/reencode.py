@@ -24,14 +24,10 @@ from fractions import Fraction
 from types import SimpleNamespace
 
 from rs3d.data.annotations import VideoRecord, is_kinetics_csv
-from rs3d.data.decoders import (
-    VideoDecodeError,
-    VideoInfo,
-    _first_line,
-    _rotate,
-    probe_video,
-)
-from rs3d.data.prep.checks import run_in_pool, split_class_names
+from rs3d.data.decoders import VideoDecodeError, VideoInfo, probe_video
+from rs3d.data.decoders.base import first_line, rotate
+from rs3d.data.prep.pool import run_in_pool
+from rs3d.data.splits import read_class_names
 from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_copy, atomic_path, atomic_write_text
 
@@ -176,7 +172,7 @@ def copy_class_names(src_dir: str, dst_dir: str) -> str | None:
     kinetics = [path for path in csvs if paths.isfile(path) and is_kinetics_csv(path)]
     if not kinetics:
         return None
-    atomic_write_text(dst, json.dumps(split_class_names(src_dir, kinetics[0]), indent=1) + "\n")
+    atomic_write_text(dst, json.dumps(read_class_names(src_dir, fallback_csv=kinetics[0])[0], indent=1) + "\n")
     return dst
 
 
@@ -193,7 +189,7 @@ def _encode(item: tuple[str, str], **kwargs) -> PrepareResult:
     except VideoDecodeError as exc:
         return PrepareResult(src, dst, "failed", exc.reason)
     except Exception as exc:  # noqa: BLE001 - PyAV errors on damaged packets, disk full, ...
-        return PrepareResult(src, dst, "failed", f"{type(exc).__name__}: {_first_line(exc)}")
+        return PrepareResult(src, dst, "failed", f"{type(exc).__name__}: {first_line(exc)}")
 
 
 def _convert(frame, stored: tuple[int, int], rotation: int):
@@ -202,7 +198,7 @@ def _convert(frame, stored: tuple[int, int], rotation: int):
 
     if rotation:
         array = frame.to_ndarray(format="rgb24", height=stored[0], width=stored[1], interpolation="AREA")
-        return av.VideoFrame.from_ndarray(_rotate(array[None], rotation)[0], format="rgb24")
+        return av.VideoFrame.from_ndarray(rotate(array[None], rotation)[0], format="rgb24")
     return frame.reformat(width=stored[1], height=stored[0], format="yuv420p", interpolation="AREA")
 
 

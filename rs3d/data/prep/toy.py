@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rs3d.data.prep.checks import pool_context
+from rs3d.data.prep.pool import pool_context
 from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_path, atomic_write_text, upload_tree
 from rs3d.utils.video_writer import write_h264
