@@ -15,6 +15,7 @@ COMMANDS = {
     "rs3d-scaling-table": "scaling_table",
     "rs3d-model-table": "model_table",
     "rs3d-submit": "submit",
+    "rs3d-demo": "demo",
 }
 
 setup(
@@ -48,7 +49,11 @@ setup(
         "safetensors>=0.4",
         "huggingface_hub>=0.23",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.1", "timm>=1.0"]},
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.1", "timm>=1.0", "selenium>=4.11"],
+        # rs3d-demo's web page (Gradio 6: the theme is given to launch())
+        "demo": ["gradio>=6"],
+    },
     entry_points={"console_scripts": [f"{name}=rs3d.commands.{module}:console_main"
                                       for name, module in COMMANDS.items()]},
     classifiers=[

@@ -16,9 +16,10 @@ from fvcore.common.config import CfgNode
 from rs3d.checkpoint import CheckpointError, load_checkpoint, load_weights
 from rs3d.config import config_from_text, load_config
 from rs3d.data.annotations import AnnotationError, VideoRecord, load_class_names
-from rs3d.data.build import ClipNormalizer, backends, clip_spec
+from rs3d.data.build import backends, clip_spec
 from rs3d.data.dataset import TestClipDataset
 from rs3d.data.decoders import VideoDecodeError
+from rs3d.data.device_inputs import ClipNormalizer
 from rs3d.data.transforms import TestClipTransform
 from rs3d.evaluation import aggregate_views
 from rs3d.inference.windows import sliding_windows
@@ -30,13 +31,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Prediction:
-    """Result for one video: top-k (name, probability), all probabilities, an optional window timeline."""
+    """Result for one video: top-k (name, probability), all probabilities, an optional window timeline (with every
+    window's probabilities in ``window_probs``, (windows, C), for plots)."""
 
     path: str
     top: list[tuple[str, float]] = field(default_factory=list)
     probs: torch.Tensor | None = None
     timeline: list[dict] = field(default_factory=list)
     error: str | None = None
+    window_probs: torch.Tensor | None = None
 
     def to_dict(self) -> dict:
         out = {"video": self.path, "top": [{"name": n, "prob": round(p, 6)} for n, p in self.top]}
@@ -148,6 +151,7 @@ class Predictor:
             result.probs = torch.stack(per_window).mean(dim=0)
             result.top = self.top_classes(result.probs)
             if window_sec:
+                result.window_probs = torch.stack(per_window)
                 result.timeline = [{"start": round(float(w.start_sec), 3), "end": round(float(w.end_sec), 3),
                                     "top": [{"name": n, "prob": round(p, 6)} for n, p in self.top_classes(probs)]}
                                    for w, probs in zip(windows[i], per_window)]

@@ -37,3 +37,9 @@ def sliding_windows(spec: ClipSpec, num_frames: int, fps: float, window_sec: flo
         windows.append(Window(start / fps, (start + length) / fps,
                               clip_indices(spec, clip_start, num_frames, fps)))
     return windows
+
+
+def label_window_sec(spec: ClipSpec, fps: float = 30.0) -> float:
+    """Window length for labels that follow a video (``--render``, the demo's timeline): about one clip's span at
+    ``fps``, rounded to 0.1 s, at least 1 s."""
+    return max(1.0, round(spec.span(fps) / fps, 1))

@@ -10,7 +10,7 @@ ROOT = REPO_ROOT
 SHIMS = {"train_net": "train", "test_net": "test", "predict": "predict", "export": "export",
          "check_dataset": "check_data", "prepare_dataset": "prepare_data", "make_toy_dataset": "make_toy_data",
          "compare": "compare", "scaling_table": "scaling_table", "model_table": "model_table",
-         "submit": "submit"}
+         "submit": "submit", "demo": "demo"}
 
 
 @pytest.mark.parametrize("script, module", sorted(SHIMS.items()))
