@@ -148,8 +148,8 @@ def test_predictor_in_bf16_agrees_with_fp32(tmp_path):
 @pytest.mark.parametrize("policy,magnitude", [("torchvision", 9), ("tf", 10), ("tf_reflect", 15)])
 def test_batch_augment_on_cuda_matches_the_cpu(policy, magnitude):
     """DATA.AUGMENT_ON_DEVICE on a GPU against the same draws on the CPU (bit-identical to the worker path there):
-    integer and copy ops exactly, float colour ops within one level (rs3d.data.batch_augment's docstring)."""
-    from rs3d.data.batch_augment import BatchAugment
+    integer and copy ops exactly, float colour ops within one level (rs3d.data.device_inputs's docstring)."""
+    from rs3d.data.device_inputs import BatchAugment
     from rs3d.data.transforms import TrainClipTransform
 
     transform = TrainClipTransform(112, flip_prob=0.5, randaug_layers=2, randaug_magnitude=magnitude,
@@ -182,7 +182,7 @@ def test_preemption_flag_reduced_on_nccl_without_a_step_sync():
 def test_batch_augment_resizes_crops_of_any_size_on_cuda():
     """The loader's unresized crops, resized on the GPU: torch's CPU kernel resizes uint8 in fixed point, the CUDA
     path in float, so pixels may differ by a few levels (max 3, mean < 0.5); the augmentation after it is exact."""
-    from rs3d.data.batch_augment import BatchAugment
+    from rs3d.data.device_inputs import BatchAugment
     from rs3d.data.transforms import TrainClipTransform
 
     transform = TrainClipTransform(112, flip_prob=0.5, randaug_layers=0)

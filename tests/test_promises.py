@@ -19,9 +19,8 @@ from rs3d.commands import base as cli
 from rs3d.config import get_cfg, load_config
 from rs3d.config.catalog import ConfigError
 from rs3d.data import build_loader
-from rs3d.data.batch_augment import resize_crop
 from rs3d.data.dataset import SkipTracker
-from rs3d.data.transforms import Box, cut_clip
+from rs3d.data.transforms import Box, cut_clip, resize_crop
 from rs3d.engine import Trainer
 from rs3d.engine.loader_guard import LoaderCrashError, LoaderGuard
 from rs3d.engine.preemption import PreemptedError, PreemptionHook

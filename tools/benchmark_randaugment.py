@@ -2,7 +2,9 @@
 """RandAugment speed on one thread, both policies side by side: torchvision's v2.RandAugment vs rs3d's FastRandAugment
 (DATA.RANDAUGMENT_POLICY torchvision, bit-identical to v2) and rs3d's TFRandAugment (policy tf, TF Model Garden's
 ops), per op and end to end, on a uint8 clip, as a Markdown table (best-of-N CPU ms of interleaved runs; CPU time
-rather than wall time by default, so that other processes on a shared machine distort it less).
+rather than wall time by default, so that other processes on a shared machine distort it less). For the TF ops the
+last column times the batched torch kernel (rs3d.data.augment.batch_kernels, the DATA.AUGMENT_ON_DEVICE path) on the
+same single clip: where it is not slower, the per-clip path runs it too instead of a numpy twin ("path" column).
 
     python tools/benchmark_randaugment.py --frames 32 --size 224 --magnitude 10 --tf-magnitude 10
 """
@@ -17,8 +19,9 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from rs3d.data.randaugment import FastRandAugment
-from rs3d.data.randaugment_tf import TF_OPS, TFRandAugment, tf_augment_op, tf_op_argument
+from rs3d.data.augment import TF_OPS, FastRandAugment, TFRandAugment, tf_augment_op, tf_batch_op, tf_op_argument
+from rs3d.data.augment.tf_kernels import BATCHED_ON_ONE_CLIP
+from rs3d.data.augment.tv_spec import TORCHVISION_OPS, HookedRandAugment, torchvision_magnitudes
 
 CLOCK = time.process_time  # CPU time of this (single-threaded) process: what a busy DataLoader worker pays
 
@@ -73,36 +76,41 @@ def main() -> None:
                                            generator=torch.Generator().manual_seed(0)))
     plain = video.as_subclass(torch.Tensor)
     ref = v2.RandAugment(num_ops=args.num_ops, magnitude=args.magnitude)
+    ref_ops = HookedRandAugment(num_ops=args.num_ops, magnitude=args.magnitude)  # torchvision's kernels, op by op
     fast = FastRandAugment(num_ops=args.num_ops, magnitude=args.magnitude)
     tf = TFRandAugment(num_layers=args.num_ops, magnitude=args.tf_magnitude)
     box = (0, max(1, args.frames // 4), args.size // 4, 3 * args.size // 4, args.size // 4, 3 * args.size // 4)
+    boxes = torch.tensor([box])
 
     print(f"RandAugment on a ({args.frames}, 3, {args.size}, {args.size}) uint8 clip, 1 thread, "
           f"{'wall' if args.wall else 'CPU'} ms, best of {args.repeats} interleaved runs (3 per clip for the full "
           f"transforms); policy torchvision at bin {args.magnitude} of 31, policy tf at {args.tf_magnitude:g} of 10\n")
-    print("| op | torchvision arg | torchvision v2 ms | rs3d fast ms | speed-up | tf arg | rs3d tf ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    ops = list(ref._AUGMENTATION_SPACE) + [op for op in TF_OPS if op not in ref._AUGMENTATION_SPACE]
+    print("| op | torchvision arg | torchvision v2 ms | rs3d fast ms | speed-up | tf arg | rs3d tf ms | path | "
+          "batched kernel, 1 clip ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    ops = list(TORCHVISION_OPS) + [op for op in TF_OPS if op not in TORCHVISION_OPS]
     times: list[list[float | None]] = []
     for op in ops:
-        functions: list[Callable[[], object] | None] = [None, None, None]
-        tv_arg = tf_arg = ""
-        if op in ref._AUGMENTATION_SPACE:
-            magnitudes = ref._AUGMENTATION_SPACE[op][0](ref.num_magnitude_bins, args.size, args.size)
+        functions: list[Callable[[], object] | None] = [None, None, None, None]
+        tv_arg = tf_arg = path = ""
+        if op in TORCHVISION_OPS:
+            magnitudes = torchvision_magnitudes(op, ref.num_magnitude_bins, args.size, args.size)[0]
             magnitude = 0.0 if magnitudes is None else float(magnitudes[args.magnitude])
             tv_arg = f"{magnitude:.3g}"
-            functions[0] = lambda op=op, m=magnitude: ref._apply_image_or_video_transform(
-                video, op, m, ref.interpolation, ref._fill)
-            functions[1] = lambda op=op, m=magnitude: fast._apply_image_or_video_transform(
-                video, op, m, fast.interpolation, fast._fill)
+            functions[0] = lambda op=op, m=magnitude: ref_ops.apply_op(video, op, m)
+            functions[1] = lambda op=op, m=magnitude: fast.apply_op(video, op, m)
         if op in TF_OPS:
             argument = tf_op_argument(op, args.tf_magnitude)
             tf_arg = "box" if op == "Cutout" else "" if argument is None else f"{argument:.3g}"
+            path = "batched" if op in BATCHED_ON_ONE_CLIP else "numpy"
             functions[2] = lambda op=op: tf_augment_op(plain, op, args.tf_magnitude, box=box)
+            functions[3] = lambda op=op: tf_batch_op(plain[None], op, args.tf_magnitude,
+                                                     boxes=boxes if op == "Cutout" else None)
         row = compare(functions, args.repeats)
         times.append(row)
         speed_up = f"{row[0] / max(row[1], 1e-3):.1f}x" if row[1] is not None else ""
-        print(f"| {op} | {tv_arg} | {cell(row[0])} | {cell(row[1])} | {speed_up} | {tf_arg} | {cell(row[2])} |")
+        print(f"| {op} | {tv_arg} | {cell(row[0])} | {cell(row[1])} | {speed_up} | {tf_arg} | {cell(row[2])} | "
+              f"{path} | {cell(row[3])} |")
     means = [statistics.mean(r[i] for r in times if r[i] is not None) for i in range(3)]
     print(f"| *mean over ops* | | {means[0]:.2f} | {means[1]:.2f} | {means[0] / means[1]:.1f}x | | {means[2]:.2f} |")
 

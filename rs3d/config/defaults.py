@@ -147,7 +147,7 @@ _C.DATA.RANDAUGMENT_MAGNITUDE = 10
 _C.DATA.RANDAUGMENT_POLICY = "tf"
 # Where flip and RandAugment run: False = in the loader workers; True = the workers only decode and crop/resize
 # (uint8) and the trainer applies the same random draws to the whole batch on the training device, batched
-# (rs3d.data.batch_augment), which frees worker CPU time when the loader cannot keep the GPU fed.
+# (rs3d.data.device_inputs), which frees worker CPU time when the loader cannot keep the GPU fed.
 _C.DATA.AUGMENT_ON_DEVICE = False
 # Clips cut from each decoded training video (repeated augmentation; > 1 cuts decode cost per sample).
 _C.DATA.CLIPS_PER_VIDEO = 1

@@ -1,11 +1,26 @@
-"""Kinetics-style clip data: annotations, decoding (decord / PyAV), sampling, augmentation, loaders."""
+"""Kinetics-style clip data: annotations, decoding (decord / PyAV), sampling, augmentation, loaders, device inputs.
+
+A clip's path, in the order a reader follows it: ``decoders`` (decode) -> ``sampling`` / ``samplers`` (which frames,
+which videos) -> ``transforms`` (crop box, draws, resize; RandAugment from ``augment``) -> ``dataset`` (a sample)
+-> ``batch`` / ``dataset.collate_clips`` (collate) -> ``device_inputs`` (augment on the device if the workers left
+it, normalise) -> the trainer's step. ``build`` turns a config into both ends, telling them where augmentation
+runs from one answer (``build.augmentation_on_device``).
+
+Worker side (runs in loader workers; never imports the device side): ``annotations``, ``decoders``, ``metadata``,
+``sampling``, ``samplers``, ``transforms``, ``dataset``, ``batch``, ``workers``, ``prep``, and in ``augment`` the
+per-clip ``policies``, ``tv_kernels``, ``tf_kernels`` and ``frame_groups``.
+Device side: ``device_inputs``.
+Neutral (imported by both, importing neither): ``draws`` (the draws contract), and in ``augment`` ``tf_spec``,
+``tv_spec``, ``plans`` and ``batch_kernels`` (torch alone, any device).
+``build`` assembles both sides and is imported by neither.
+"""
 
 from rs3d.data.annotations import AnnotationError, VideoRecord, load_class_names
 from rs3d.data.build import (
-    ClipNormalizer,
-    TrainInputs,
+    augmentation_on_device,
     build_dataset,
     build_loader,
+    build_train_inputs,
     load_class_names_for,
     load_records,
 )
@@ -16,10 +31,12 @@ from rs3d.data.dataset import (
     collate_clips,
 )
 from rs3d.data.decoders import VideoDecodeError, VideoInfo, open_video, probe_video
+from rs3d.data.device_inputs import BatchAugment, ClipNormalizer, TrainInputs
 from rs3d.data.sampling import ClipSpec
 
 __all__ = [
     "AnnotationError",
+    "BatchAugment",
     "ClipNormalizer",
     "ClipSpec",
     "SkipTracker",
@@ -29,8 +46,10 @@ __all__ = [
     "VideoDecodeError",
     "VideoInfo",
     "VideoRecord",
+    "augmentation_on_device",
     "build_dataset",
     "build_loader",
+    "build_train_inputs",
     "collate_clips",
     "load_class_names",
     "load_class_names_for",

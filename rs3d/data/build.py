@@ -1,4 +1,6 @@
-"""The one place where a config becomes datasets and loaders: ``build_loader(cfg, split)``."""
+"""The one place where a config becomes datasets, loaders and the training inputs: ``build_loader(cfg, split)`` for
+the worker side of a clip's path, ``build_train_inputs`` for the device side, both told where augmentation runs
+by one answer (:func:`augmentation_on_device`)."""
 from __future__ import annotations
 
 import torch
@@ -12,10 +14,9 @@ from torch.utils.data import (
 
 from rs3d.config.loader import ConfigError
 from rs3d.data.annotations import VideoRecord, drop_or_fail_missing
-from rs3d.data.batch import ClipBatch
-from rs3d.data.batch_augment import BatchAugment
 from rs3d.data.dataset import TestClipDataset, TrainClipDataset, collate_clips
 from rs3d.data.decoders import available_backends
+from rs3d.data.device_inputs import BatchAugment, ClipNormalizer, TrainInputs
 from rs3d.data.metadata import load_metadata, metadata_path
 from rs3d.data.samplers import EpochSampler
 from rs3d.data.sampling import ClipSpec
@@ -87,25 +88,36 @@ def backends(cfg: CfgNode) -> tuple[str, ...]:
 
 
 
-def build_dataset(cfg: CfgNode, split: str, multi_view: bool | None = None):
-    """Train split: augmented random clips. Other splits: all test views (``multi_view``) or one centre view."""
+def augmentation_on_device(cfg: CfgNode) -> bool:
+    """Whether training augmentation (resize, flip, RandAugment) runs on the training device instead of the loader
+    workers: DATA.AUGMENT_ON_DEVICE, read here only. The train loader's batches and the train inputs must be built
+    from the same answer (``augment_on_device`` of :func:`build_loader` and :func:`build_train_inputs`)."""
+    return bool(cfg.DATA.AUGMENT_ON_DEVICE)
+
+
+def build_dataset(cfg: CfgNode, split: str, multi_view: bool | None = None, augment_on_device: bool | None = None):
+    """Train split: augmented random clips (only cropped, with their draws, when ``augment_on_device``; default
+    :func:`augmentation_on_device`). Other splits: all test views (``multi_view``) or one centre view."""
     records = load_records(cfg, split)
-    dataset = _build_dataset(cfg, split, records, multi_view)
+    on_device = augmentation_on_device(cfg) if augment_on_device is None else augment_on_device
+    dataset = _build_dataset(cfg, split, records, multi_view, on_device)
     # Stream facts saved by tools/check_dataset.py spare every worker a probe per video.
     dataset.preload_info(load_metadata(metadata_path(cfg.DATA.PATH_TO_DATA_DIR, split), [r.path for r in records]))
     return dataset
 
 
-def _build_dataset(cfg: CfgNode, split: str, records: list[VideoRecord], multi_view: bool | None):
+def _build_dataset(cfg: CfgNode, split: str, records: list[VideoRecord], multi_view: bool | None,
+                   augment_on_device: bool):
     try:
-        return _dataset_from(cfg, split, records, multi_view)
+        return _dataset_from(cfg, split, records, multi_view, augment_on_device)
     except ConfigError:
         raise
     except ValueError as exc:  # the transforms' own argument checks: a bad DATA setting
         raise ConfigError(f"DATA: {exc}") from None
 
 
-def _dataset_from(cfg: CfgNode, split: str, records: list[VideoRecord], multi_view: bool | None):
+def _dataset_from(cfg: CfgNode, split: str, records: list[VideoRecord], multi_view: bool | None,
+                  augment_on_device: bool):
     d = cfg.DATA
     if split == "train":
         transform = TrainClipTransform(
@@ -113,7 +125,7 @@ def _dataset_from(cfg: CfgNode, split: str, records: list[VideoRecord], multi_vi
             tuple(d.TRAIN_JITTER_SCALES), d.FLIP_PROB, d.RANDAUGMENT_LAYERS, d.RANDAUGMENT_MAGNITUDE,
             d.RANDAUGMENT_POLICY)
         return TrainClipDataset(records, clip_spec(cfg), transform, backends(cfg), d.CLIPS_PER_VIDEO,
-                                d.MAX_DECODE_RETRIES, cfg.SEED, d.AUGMENT_ON_DEVICE)
+                                d.MAX_DECODE_RETRIES, cfg.SEED, augment_on_device)
     multi_view = split == "test" if multi_view is None else multi_view
     num_clips = cfg.TEST.NUM_ENSEMBLE_VIEWS if multi_view else 1
     num_crops = cfg.TEST.NUM_SPATIAL_CROPS if multi_view else 1
@@ -122,16 +134,17 @@ def _dataset_from(cfg: CfgNode, split: str, records: list[VideoRecord], multi_vi
 
 
 def build_loader(cfg: CfgNode, split: str, multi_view: bool | None = None, rank: int = 0, world_size: int = 1,
-                 seed: int | None = None) -> DataLoader:
+                 seed: int | None = None, augment_on_device: bool | None = None) -> DataLoader:
     """DataLoader yielding uint8 batches (see ``collate_clips``); sharded by rank when world_size > 1. Its workers
     (DATA_LOADER.NUM_WORKERS, "auto" fits the machine) leave stop signals sent to the job to the trainer
     (``rs3d.data.workers``).
 
     Training batches hold TRAIN.BATCH_SIZE clips per process (BATCH_SIZE / CLIPS_PER_VIDEO videos) and
     the loader's sampler is an :class:`EpochSampler`: call ``loader.sampler.set_epoch(e)`` every epoch.
-    Test batches hold TEST.BATCH_SIZE videos with all their views.
+    Test batches hold TEST.BATCH_SIZE videos with all their views. ``augment_on_device`` (default
+    :func:`augmentation_on_device`): training batches hold the crops and their draws instead of augmented clips.
     """
-    dataset = build_dataset(cfg, split, multi_view)
+    dataset = build_dataset(cfg, split, multi_view, augment_on_device)
     train = split == "train"
     if train:
         per_video = cfg.DATA.CLIPS_PER_VIDEO
@@ -163,54 +176,14 @@ def build_loader(cfg: CfgNode, split: str, multi_view: bool | None = None, rank:
     )
 
 
-class ClipNormalizer:
-    """uint8 (N, 3, T, H, W) on the host -> normalised float on ``device``, batched (the loader stays uint8)."""
-
-    def __init__(self, mean: list[float], std: list[float], mode: str = "mean_std",
-                 device: torch.device | str = "cpu", channels_last: bool = False):
-        if mode not in ("mean_std", "unit"):
-            raise ConfigError(f"DATA.NORMALIZATION: {mode!r} is not one of mean_std, unit")
-        self.device = torch.device(device)
-        self.channels_last = channels_last
-        shape = (1, 3, 1, 1, 1)
-        m = torch.tensor(mean if mode == "mean_std" else [0.0] * 3).view(shape) * 255.0
-        s = torch.tensor(std if mode == "mean_std" else [1.0] * 3).view(shape) * 255.0
-        self.mean, self.inv_std = m.to(self.device), (1.0 / s).to(self.device)
-
-    @classmethod
-    def from_config(cls, cfg: CfgNode, device: torch.device | str = "cpu", channels_last: bool = False):
-        return cls(list(cfg.DATA.MEAN), list(cfg.DATA.STD), cfg.DATA.NORMALIZATION, device, channels_last)
-
-    def __call__(self, video: torch.Tensor) -> torch.Tensor:
-        """Normalise a (N, 3, T, H, W) or (N, V, 3, T, H, W) uint8 batch on the device."""
-        views = video.shape[:-4]
-        x = video.to(self.device, non_blocking=True).reshape(-1, *video.shape[-4:]).float()
-        x = (x - self.mean) * self.inv_std
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        return x if len(views) == 1 else x.reshape(*views, *x.shape[1:])
-
-
-class TrainInputs:
-    """A training batch -> the model's input on the device: under DATA.AUGMENT_ON_DEVICE the crops' resize, flip and
-    RandAugment there first (:class:`BatchAugment`), then normalisation (:class:`ClipNormalizer`)."""
-
-    def __init__(self, normalizer: ClipNormalizer, augment: BatchAugment | None = None, crop_size: int = 224):
-        self.normalizer, self.augment, self.crop_size = normalizer, augment, crop_size
-
-    @classmethod
-    def from_config(cls, cfg: CfgNode, device: torch.device | str = "cpu", channels_last: bool = False):
-        d = cfg.DATA
-        try:
-            augment = BatchAugment(d.RANDAUGMENT_POLICY, d.RANDAUGMENT_MAGNITUDE) if d.AUGMENT_ON_DEVICE else None
-        except ConfigError:
-            raise
-        except ValueError as exc:
-            raise ConfigError(f"DATA: {exc}") from None
-        return cls(ClipNormalizer.from_config(cfg, device, channels_last), augment, d.TRAIN_CROP_SIZE)
-
-    def __call__(self, batch: ClipBatch) -> torch.Tensor:
-        video = batch["video"]
-        if self.augment is not None:
-            video = self.augment(video, batch["augment"], self.normalizer.device, self.crop_size)
-        return self.normalizer(video)
+def build_train_inputs(cfg: CfgNode, device: torch.device | str = "cpu", channels_last: bool = False,
+                       augment_on_device: bool | None = None) -> TrainInputs:
+    """Training batch -> model input on ``device``: DATA's normalisation, after the crops' resize, flip and
+    RandAugment when ``augment_on_device`` (default :func:`augmentation_on_device`; pass the train loader's)."""
+    d = cfg.DATA
+    on_device = augmentation_on_device(cfg) if augment_on_device is None else augment_on_device
+    try:
+        augment = BatchAugment(d.RANDAUGMENT_POLICY, d.RANDAUGMENT_MAGNITUDE) if on_device else None
+    except ValueError as exc:
+        raise ConfigError(f"DATA: {exc}") from None
+    return TrainInputs(ClipNormalizer.from_config(cfg, device, channels_last), augment, d.TRAIN_CROP_SIZE)

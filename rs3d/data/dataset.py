@@ -167,7 +167,7 @@ class TrainClipDataset(_VideoSource):
     Indexed by ``(epoch, index)`` (see :class:`~rs3d.data.samplers.EpochSampler`) or a plain index
     (epoch 0); the random draws of a sample depend only on (seed, epoch, index). With ``augment_on_device``
     the clips come back cropped but not resized or augmented, as a list of K (T, h, w, 3) crops, with their draws
-    under ``augment`` (see :mod:`rs3d.data.batch_augment`); the draws are the same either way.
+    under ``augment`` (see :mod:`rs3d.data.device_inputs`); the draws are the same either way.
     """
 
     def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, transform: TrainClipTransform,

@@ -5,8 +5,10 @@ decoder how far it may shrink the frames while it decodes, so a random-resized c
 becomes a decode-time resize plus a plain crop, and full-resolution frames never reach Python. Mild
 shrinks (the usual case on 256p videos) decode at the stored size and resize only the crop, which is cheaper.
 Every random draw (box, flip, RandAugment op and magnitude) is shared by all frames of a clip. RandAugment comes in
-two definitions (``randaug_policy``): TF Model Garden's, the one the ResNet-RS papers' magnitudes refer to
-(:mod:`rs3d.data.randaugment_tf`), or torchvision's ``v2.RandAugment`` (:mod:`rs3d.data.randaugment`).
+two definitions (``randaug_policy``, :mod:`rs3d.data.augment`): TF Model Garden's, the one the ResNet-RS papers'
+magnitudes refer to, or torchvision's ``v2.RandAugment``. The draws are made apart from their application
+(:mod:`rs3d.data.draws`), so that under ``DATA.AUGMENT_ON_DEVICE`` workers only crop and draw, and the device
+(:mod:`rs3d.data.device_inputs`) resizes with :func:`resize_crop` and applies them.
 """
 from __future__ import annotations
 
@@ -19,15 +21,13 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from rs3d.data.batch_augment import AugmentDraws, encode_draws, resize_crop
-from rs3d.data.randaugment import FastRandAugment
-from rs3d.data.randaugment_tf import TFRandAugment
+from rs3d.data.augment.policies import RANDAUGMENT_POLICIES, TFRandAugment, build_randaugment
+from rs3d.data.draws import AugmentDraws, encode_draws
+
+__all__ = ["RANDAUGMENT_POLICIES", "TRAIN_CROP_MODES", "Box", "TestClipTransform", "TrainClipTransform",
+           "crop_region", "cut_clip", "decode_scale", "frames_to_tensor", "planar", "resize_crop", "scaled_size"]
 
 TRAIN_CROP_MODES = ("rrc", "jitter")
-# "tf": TF Model Garden's RandAugment, magnitude on a 0-10 scale, out-of-frame pixels gray (128);
-# "tf_reflect": the same with out-of-frame pixels mirrored, as tf-models-official's code runs it;
-# "torchvision": v2.RandAugment, magnitude a bin 0-30 of 31.
-RANDAUGMENT_POLICIES = ("tf", "tf_reflect", "torchvision")
 DECODE_RESIZE_MAX_AREA = 0.4  # shrink at decode time only to <= 40% of the stored pixels (see scaled_size)
 
 
@@ -46,6 +46,14 @@ def decode_scale(boxes: list[Box], crop_size: int) -> tuple[float, float]:
     sy = min(1.0, max(crop_size / b.height for b in boxes))
     sx = min(1.0, max(crop_size / b.width for b in boxes))
     return sy, sx
+
+
+def resize_crop(clip: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """A (T, 3, h, w) crop resized to crop_size x crop_size (antialiased; none when it already has that size): the
+    workers' last step on the worker path, the device's first under DATA.AUGMENT_ON_DEVICE."""
+    if tuple(clip.shape[-2:]) != (crop_size, crop_size):
+        clip = F.resize(clip, [crop_size, crop_size], antialias=True)
+    return clip
 
 
 def cut_clip(frames: torch.Tensor, box: Box, scale: tuple[float, float], crop_size: int) -> torch.Tensor:
@@ -148,30 +156,8 @@ class TrainClipTransform:
         return clip
 
     def encode(self, draws: list[AugmentDraws]) -> dict[str, torch.Tensor]:
-        """The draws of a video's clips as batch tensors (see :func:`rs3d.data.batch_augment.encode_draws`)."""
+        """The draws of a video's clips as batch tensors (see :func:`rs3d.data.draws.encode_draws`)."""
         return encode_draws(draws, self.randaug_policy, self.randaug_layers)
-
-
-def build_randaugment(layers: int, magnitude: float, policy: str) -> FastRandAugment | TFRandAugment | None:
-    """The RandAugment of ``policy`` (see :data:`RANDAUGMENT_POLICIES`), or None when ``layers`` is 0.
-
-    Args:
-        layers: ops per clip (DATA.RANDAUGMENT_LAYERS).
-        magnitude: strength (DATA.RANDAUGMENT_MAGNITUDE): 0-10 for "tf" / "tf_reflect" (above 10 extrapolates),
-            an integer bin 0-30 for "torchvision".
-        policy: which definition (DATA.RANDAUGMENT_POLICY).
-    """
-    if policy not in RANDAUGMENT_POLICIES:
-        raise ValueError(f"DATA.RANDAUGMENT_POLICY must be one of {RANDAUGMENT_POLICIES}, got {policy!r}")
-    if layers <= 0:
-        return None
-    if policy == "torchvision":
-        if magnitude != int(magnitude) or not 0 <= magnitude <= 30:
-            raise ValueError(f"DATA.RANDAUGMENT_MAGNITUDE must be a bin 0-30 under policy 'torchvision', got {magnitude}")
-        return FastRandAugment(layers, int(magnitude))
-    if magnitude < 0:
-        raise ValueError(f"DATA.RANDAUGMENT_MAGNITUDE must be >= 0 under policy {policy!r}, got {magnitude}")
-    return TFRandAugment(layers, magnitude, fill=128 if policy == "tf" else None)
 
 
 class TestClipTransform:

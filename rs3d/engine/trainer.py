@@ -26,7 +26,14 @@ from rs3d.checkpoint.rng import rng_state, set_rng_state
 from rs3d.checkpoint.weights import load_weights
 from rs3d.config import ConfigError
 from rs3d.config.checks import check_config
-from rs3d.data import SkipTracker, TrainInputs, build_loader, load_class_names_for
+from rs3d.data import (
+    SkipTracker,
+    TrainInputs,
+    augmentation_on_device,
+    build_loader,
+    build_train_inputs,
+    load_class_names_for,
+)
 from rs3d.data.batch import ClipBatch
 from rs3d.data.build import backends
 from rs3d.data.workers import describe_num_workers, resolve_num_workers
@@ -169,7 +176,7 @@ class Trainer(TrainerBase):
         dist: where this process sits in a torchrun job (default: read from the environment).
 
     Override ``build_model``, ``build_optimizer``, ``build_scheduler``, ``build_criterion``,
-    ``build_train_loader``, ``build_val_loader`` or ``build_hooks`` to change one piece.
+    ``build_train_loader``, ``build_train_inputs``, ``build_val_loader`` or ``build_hooks`` to change one piece.
     """
 
     def __init__(self, cfg: CfgNode, dist: DistInfo | None = None):
@@ -190,7 +197,9 @@ class Trainer(TrainerBase):
         self.ema = ModelEma(self.model, cfg.SOLVER.EMA_DECAY) if cfg.SOLVER.EMA_DECAY > 0 else None
         self.amp_dtype = autocast_dtype(cfg.TRAIN.MIXED_PRECISION, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.train_inputs = TrainInputs.from_config(cfg, self.device, cfg.TRAIN.CHANNELS_LAST)
+        # Where augmentation runs, decided once: the train loader's batches and the train inputs both follow it.
+        self.augment_on_device = augmentation_on_device(cfg)
+        self.train_inputs = self.build_train_inputs(cfg)
         self.normalizer = self.train_inputs.normalizer  # validation normalises alike
         self.skips = SkipTracker()
         self.monitor = Monitor(cfg.OUTPUT_DIR, self.dist.is_main)
@@ -218,7 +227,14 @@ class Trainer(TrainerBase):
         return model
 
     def build_train_loader(self, cfg: CfgNode) -> DataLoader:
-        return build_loader(cfg, "train", rank=self.dist.rank, world_size=self.dist.world_size)
+        """Training batches: augmented clips, or crops with their draws when ``self.augment_on_device``."""
+        return build_loader(cfg, "train", rank=self.dist.rank, world_size=self.dist.world_size,
+                            augment_on_device=self.augment_on_device)
+
+    def build_train_inputs(self, cfg: CfgNode) -> TrainInputs:
+        """A training batch -> the model's input on the device; it follows ``self.augment_on_device`` like
+        :meth:`build_train_loader` (an override of one must keep to it, or the first step says they disagree)."""
+        return build_train_inputs(cfg, self.device, cfg.TRAIN.CHANNELS_LAST, self.augment_on_device)
 
     def build_val_loader(self, cfg: CfgNode) -> DataLoader:
         return build_loader(cfg, "val", multi_view=False, rank=self.dist.rank, world_size=self.dist.world_size)
@@ -246,7 +262,7 @@ class Trainer(TrainerBase):
                            os.path.join(cfg.OUTPUT_DIR, "model_final.pyth"), cfg.TRAIN.CHECKPOINT_PERIOD_ITERS),
             ProgressHook(cfg.TRAIN.LOG_PERIOD),
             InputBoundHook(cfg.TRAIN.BATCH_SIZE, self.num_workers, cfg.DATA_LOADER.PREFETCH_FACTOR,
-                           cfg.DATA.AUGMENT_ON_DEVICE),
+                           self.augment_on_device),
             PreemptionHook(),
             CrashAtStepHook.from_environment(),
             CompileTimeHook(cfg.TRAIN.COMPILE_SCOPE) if cfg.TRAIN.COMPILE else None,

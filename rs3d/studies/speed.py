@@ -47,13 +47,14 @@ def real_batches(config_path: str, opts: list[str], frames: int, crop: int, batc
     """Picklable source of real training batches for timing processes: the config's training loader (decode,
     augmentation, workers as configured) at this clip size, normalised on ``device``, cycling over epochs."""
     from rs3d.config import load_config
-    from rs3d.data import TrainInputs, build_loader
+    from rs3d.data import augmentation_on_device, build_loader, build_train_inputs
 
     sized = [*opts, "DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(crop),
              "TRAIN.BATCH_SIZE", str(batch_size)]
     cfg = load_config(config_path, sized)
-    loader = build_loader(cfg, "train")
-    inputs = TrainInputs.from_config(cfg, device)
+    on_device = augmentation_on_device(cfg)  # one answer for both ends of the clip's path
+    loader = build_loader(cfg, "train", augment_on_device=on_device)
+    inputs = build_train_inputs(cfg, device, augment_on_device=on_device)
     epoch = 0
     while True:
         loader.sampler.set_epoch(epoch)

@@ -7,8 +7,8 @@ import torch
 from conftest import REPO_ROOT
 
 from rs3d.config import load_config
-from rs3d.data import TrainClipDataset, TrainInputs, collate_clips, load_records
-from rs3d.data.batch_augment import AugmentDraws, BatchAugment, encode_draws, policy_ops
+from rs3d.data import BatchAugment, TrainClipDataset, build_dataset, build_train_inputs, collate_clips
+from rs3d.data.draws import AugmentDraws, encode_draws, policy_ops
 from rs3d.data.transforms import TrainClipTransform
 
 ROOT = REPO_ROOT
@@ -84,19 +84,42 @@ def _cfg(toy_dir, out, *opts):
 
 
 def test_loader_batches_match_with_repeated_augmentation(toy_dir, tmp_path):
-    """Dataset -> collate -> TrainInputs: the same normalised batch either way, two clips per video."""
+    """Dataset -> collate -> train inputs: the same normalised batch either way, two clips per video."""
     inputs = {}
     for on_device in (False, True):
         cfg = _cfg(toy_dir, tmp_path, "DATA.AUGMENT_ON_DEVICE", str(on_device))
-        from rs3d.data.build import _build_dataset
-        dataset = _build_dataset(cfg, "train", load_records(cfg, "train")[:4], None)
+        dataset = build_dataset(cfg, "train")
         assert isinstance(dataset, TrainClipDataset) and dataset.augment_on_device == on_device
         batch = collate_clips([dataset[(1, i)] for i in range(4)])
         assert len(batch["video"]) == 8 and ("augment" in batch) == on_device
         if on_device:
             assert 0 < int(batch["augment"]["flip"].sum()) < 8 and (batch["augment"]["op"] >= 0).sum() > 8
-        inputs[on_device] = TrainInputs.from_config(cfg)(batch)
+        inputs[on_device] = build_train_inputs(cfg)(batch)
     assert torch.equal(inputs[False], inputs[True])
+
+
+def test_loader_and_inputs_from_different_decisions_fail_at_the_first_batch(toy_dir, tmp_path):
+    """The answer passed to both ends decides (not DATA.AUGMENT_ON_DEVICE); ends built from different answers
+    refuse the batch with a message instead of normalising raw crops or augmenting twice."""
+    cfg = _cfg(toy_dir, tmp_path, "DATA.AUGMENT_ON_DEVICE", "False")
+    for on_device in (False, True):
+        batch = collate_clips([build_dataset(cfg, "train", augment_on_device=on_device)[(0, i)] for i in range(2)])
+        assert ("augment" in batch) == on_device
+        with pytest.raises(ValueError, match="same augment_on_device decision"):
+            build_train_inputs(cfg, augment_on_device=not on_device)(batch)
+        assert build_train_inputs(cfg, augment_on_device=on_device)(batch).shape == (4, 3, 4, 32, 32)
+
+
+def test_trainer_builds_both_ends_from_one_decision(toy_dir, tmp_path):
+    """Trainer reads DATA.AUGMENT_ON_DEVICE once; its train loader and train inputs both follow that answer."""
+    from rs3d.engine import Trainer
+    cfg = _cfg(toy_dir, tmp_path, "DATA.AUGMENT_ON_DEVICE", "True", "TRAIN.ENABLE", "False")
+    trainer = Trainer(cfg)
+    assert trainer.augment_on_device and isinstance(trainer.train_inputs.augment, BatchAugment)
+    assert trainer.build_train_loader(cfg).dataset.augment_on_device
+    trainer.augment_on_device = False  # e.g. a subclass that decides otherwise: both builders follow it
+    assert trainer.build_train_inputs(cfg).augment is None
+    assert not trainer.build_train_loader(cfg).dataset.augment_on_device
 
 
 @pytest.mark.slow

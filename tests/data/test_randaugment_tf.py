@@ -17,10 +17,20 @@ import pytest
 import torch
 from conftest import REPO_ROOT
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 
-from rs3d.data import randaugment_tf
-from rs3d.data.randaugment_tf import TF_OPS, TFRandAugment, cutout_box, tf_augment_op, tf_op_argument
-from rs3d.data.transforms import TrainClipTransform, build_randaugment
+from rs3d.data.augment import (
+    TF_OPS,
+    FastRandAugment,
+    TFRandAugment,
+    build_randaugment,
+    cutout_box,
+    policies,
+    tf_augment_op,
+    tf_batch_op,
+    tf_op_argument,
+)
+from rs3d.data.transforms import TrainClipTransform
 
 FIXTURE = np.load(Path(REPO_ROOT) / "tests" / "fixtures" / "tf" / "randaugment.npz")
 COLOUR = torch.from_numpy(FIXTURE["colour_input"])
@@ -45,6 +55,23 @@ def test_geometric_ops_equal_tensorflow(key):
                         fill=None if fill == "reflect" else 128)
     differing = int((out != torch.from_numpy(FIXTURE[key])).any(dim=1).sum())  # pixels, over all frames
     assert differing <= (ROTATE_TOLERANCE if op == "Rotate" else 0), (key, differing)
+
+
+def test_one_plan_cache_keeps_policies_fill_modes_and_paths_apart():
+    """Every geometric plan lives in one cache (rs3d.data.augment.plans): torchvision's ShearX and TF's, gray and
+    mirrored, per clip and batched, at the very same argument and frame size, run back to back (the second round
+    from the cache) must each still equal their own reference."""
+    argument = float(np.float32(tf_op_argument("ShearX", 10)))  # TF's float32 argument, as its plans are keyed
+    reference = v2.RandAugment()
+    expected = reference._apply_image_or_video_transform(COORD, "ShearX", argument, reference.interpolation,
+                                                         reference._fill)
+    for _ in range(2):
+        assert torch.equal(FastRandAugment().apply_op(COORD, "ShearX", argument), expected)
+        for fill in ("128", "reflect"):
+            tf_expected = torch.from_numpy(FIXTURE[f"ShearX/{fill}/10"])
+            value = None if fill == "reflect" else 128
+            assert torch.equal(tf_augment_op(COORD, "ShearX", 10, fill=value), tf_expected), fill
+            assert torch.equal(tf_batch_op(COORD[None], "ShearX", 10, fill=value)[0], tf_expected), fill
 
 
 def test_fixture_covers_every_op_and_both_fills():
@@ -103,7 +130,7 @@ def test_equalize_and_autocontrast_use_the_whole_clip():
 
 def test_draws_are_uniform_over_16_ops_and_identity(monkeypatch):
     applied = []
-    monkeypatch.setattr(randaugment_tf, "tf_augment_op", lambda video, op, *args: applied.append((op, args[1])) or video)
+    monkeypatch.setattr(policies, "tf_augment_op", lambda video, op, *args: applied.append((op, args[1])) or video)
     transform, draws = TFRandAugment(num_layers=1, magnitude=10, generator=torch.Generator().manual_seed(0)), 17_000
     clip = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
     for _ in range(draws):

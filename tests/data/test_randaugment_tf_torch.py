@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rs3d.data.randaugment_tf import _SIGNED, TF_OPS, cutout_box, tf_augment_op
-from rs3d.data.randaugment_tf_torch import EXACT_OPS, tf_batch_op
+from rs3d.data.augment import EXACT_OPS, TF_OPS, cutout_box, tf_augment_op, tf_batch_op
+from rs3d.data.augment.tf_spec import SIGNED_OPS
 
 MAGNITUDES = (0, 5, 7.5, 10, 15)
 FILLS = (128, None)
@@ -35,7 +35,7 @@ def make_boxes(videos: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 def reference(videos: torch.Tensor, op: str, magnitude: float, sign: float, fill: int | None,
               boxes: torch.Tensor | None = None, translate_const: float = 100.0) -> torch.Tensor:
-    """The per-clip numpy kernels of randaugment_tf, stacked."""
+    """The per-clip kernels (rs3d.data.augment.tf_kernels), stacked."""
     box_list = [None] * len(videos) if boxes is None else [tuple(b) for b in boxes.tolist()]
     return torch.stack([tf_augment_op(v, op, magnitude, sign, fill, translate_const, box)
                         for v, box in zip(videos, box_list)])
@@ -73,7 +73,7 @@ def test_larger_frames_and_another_translation_constant():
     """8x3x64x64: enough pixels for Sharpness's float32 replay and Contrast's folds to matter."""
     videos = make_batch((8, 3, 64, 64), seed=2)
     for op in TF_OPS:
-        assert_matches(videos, op, 10, -1.0, None if op in _SIGNED else 128)
+        assert_matches(videos, op, 10, -1.0, None if op in SIGNED_OPS else 128)
     for op in ("TranslateX", "TranslateY"):
         assert_matches(videos, op, 12.5, 1.0, 128, translate_const=30.0)
 

@@ -1,52 +1,49 @@
-"""TF Model Garden's RandAugment ops on a batch of clips, in torch alone, on any device (``DATA.AUGMENT_ON_DEVICE``).
+"""Batched RandAugment kernels in torch alone, on any device: one op with one argument on (N, T, 3, H, W) uint8 clips.
 
-Why a twin of ``randaugment_tf.py``: those kernels replay TF bit for bit but use numpy, so they run on the CPU, one
-clip at a time; on a loader worker that is the fastest way (cache-sized frame groups, numpy's uint8 kernels) and
-it stays. With ``DATA.AUGMENT_ON_DEVICE`` the workers only decode and crop and rs3d.data.batch_augment applies the
-ops to the whole batch on the training device: :func:`tf_batch_op` runs one op with one argument on (N, T, 3, H, W)
-clips using only torch operations on the pixels. Do not fold the two: each is the fast one where it runs.
+:class:`~rs3d.data.device_inputs.BatchAugment` (``DATA.AUGMENT_ON_DEVICE``) groups a batch's clips by op and argument
+and runs each group through :func:`tf_batch_op` (policies "tf" / "tf_reflect") or :func:`torchvision_batch_op`
+(policy "torchvision"); the per-clip TF path also uses :func:`tf_batch_op` for the ops where it is as fast on one clip
+as a numpy kernel (``tf_kernels.BATCHED_ON_ONE_CLIP``). Nothing here is tied to the CPU.
 
-Same arithmetic: every op replays ``tf_augment_op``'s float32 operations in the same order, one torch elementwise
-op per numpy op (never a fused ``add(alpha=)``/``addcmul``/``lerp``), so on the CPU the result equals
-``torch.stack([tf_augment_op(clip, ...) for clip in videos])`` bit for bit (tests/data/test_randaugment_tf_torch.py).
-Stats and tables are batched: AutoContrast's range and Equalize's histogram per (clip, channel) over all frames,
-Contrast's mean per (clip, frame, channel) with TF's halving folds; the tables are applied as one gather. Geometric
-ops are one gather through the nearest-neighbour plan of ``randaugment_tf._source_pixels``, cached per device.
+Same arithmetic as TF: every op replays the float32 operations of :mod:`~rs3d.data.augment.tf_spec` in the order
+the numpy kernels do, one torch elementwise op per numpy op (never a fused ``add(alpha=)``/``addcmul``/``lerp``), so
+on the CPU the result equals ``torch.stack([tf_augment_op(clip, ...) for clip in videos])`` bit for bit
+(tests/data/test_randaugment_tf_torch.py). Stats and tables are batched: AutoContrast's range and Equalize's
+histogram per (clip, channel) over all frames, Contrast's mean per (clip, frame, channel) with TF's halving folds;
+the tables are applied as one gather. Geometric ops of both policies are one gather through a cached plan
+(:func:`~rs3d.data.augment.plans.gather_through_plan`).
 
-On a GPU: the geometric gathers, Cutout, Invert, Posterize, Solarize, SolarizeAdd and Equalize (like
-batch_augment's flips) are integer work or copies, exact on every device. Brightness, Color, Contrast, Sharpness and
-AutoContrast use float32 (Sharpness's replay float64) arithmetic. Nothing here is a convolution, matmul or float
-reduction (Contrast sums by explicit folds, Sharpness by shifted slices), so TF32 and reduction order cannot matter,
-and separate elementwise kernels round once per op on CUDA too; yet a compiler may contract a multiply-add into an
-FMA inside one kernel and a fast-math build would divide differently, so on a GPU these are only promised to within
-one intensity level (tests/data/test_randaugment_tf_torch.py: ``FLOAT_TOLERANCE``). Temporaries (int32 table indices,
+On a GPU: the geometric gathers, Cutout, Invert, Posterize, Solarize, SolarizeAdd and Equalize (like the batch's
+flips) are integer work or copies, exact on every device. Brightness, Color, Contrast, Sharpness and AutoContrast
+use float32 (Sharpness's replay float64) arithmetic. Nothing here is a convolution, matmul or float reduction
+(Contrast sums by explicit folds, Sharpness by shifted slices), so TF32 and reduction order cannot matter, and
+separate elementwise kernels round once per op on CUDA too; yet a compiler may contract a multiply-add into an FMA
+inside one kernel and a fast-math build would divide differently, so on a GPU these are only promised to within one
+intensity level (tests/data/test_randaugment_tf_torch.py: ``FLOAT_TOLERANCE``). Temporaries (int32 table indices,
 Equalize's int64 histogram indices, Sharpness's float64 pixels) grow with N: the caller passes one op's group.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
 import torch
 
-from rs3d.data.randaugment_tf import (
-    _F32,
-    _GRAY,
-    _SIGNED,
-    _SMOOTH,
-    _TO_FLOAT,
-    _TO_UINT8,
+from rs3d.data.augment.plans import gather_through_plan
+from rs3d.data.augment.tf_spec import (
+    F32,
+    GRAY_WEIGHTS,
+    SIGNED_OPS,
+    SMOOTH_TAPS,
     TF_OPS,
-    _source_pixels,
+    TO_FLOAT,
+    TO_UINT8,
     tf_op_argument,
+    tf_source_pixels,
 )
+from rs3d.data.augment.tv_spec import TORCHVISION_GEOMETRIC, torchvision_op, torchvision_source_pixels
 
-__all__ = ["EXACT_OPS", "tf_batch_op"]
+__all__ = ["EXACT_OPS", "tf_batch_op", "torchvision_batch_op"]
 
 EXACT_OPS = frozenset({"Invert", "Rotate", "Posterize", "Solarize", "ShearX", "ShearY", "TranslateX", "TranslateY",
                        "Cutout", "SolarizeAdd", "Equalize"})  # integer work or copies: equal on every device
-_PLANS: dict[tuple, torch.Tensor] = {}
-_PLAN_CACHE_SIZE = 64
 
 
 def tf_batch_op(videos: torch.Tensor, op: str, magnitude: float, sign: float = 1.0, fill: int | None = 128,
@@ -56,7 +53,7 @@ def tf_batch_op(videos: torch.Tensor, op: str, magnitude: float, sign: float = 1
     Args:
         videos: the clips, on any device (not modified).
         op: one of ``TF_OPS``.
-        magnitude, sign, fill, translate_const: as for ``randaugment_tf.tf_augment_op``.
+        magnitude, sign, fill, translate_const: as for ``tf_kernels.tf_augment_op``.
         boxes: (N, 6) int64 Cutout boxes (t0, t1, y0, y1, x0, x1), non-negative, one per clip; required for Cutout.
 
     Returns:
@@ -70,8 +67,8 @@ def tf_batch_op(videos: torch.Tensor, op: str, magnitude: float, sign: float = 1
     if videos.numel() == 0:
         return videos.clone()
     argument = tf_op_argument(op, magnitude, translate_const)
-    if op in _SIGNED:
-        return _geometric(videos, op, float(_F32(argument) * _F32(sign)), fill)
+    if op in SIGNED_OPS:
+        return _geometric(videos, op, float(F32(argument) * F32(sign)), fill)
     if op == "Cutout":
         if boxes is None or tuple(boxes.shape) != (len(videos), 6):
             raise ValueError(f"Cutout needs (N, 6) boxes for N={len(videos)} clips")
@@ -154,15 +151,15 @@ def _equalize_tables(videos: torch.Tensor, argument: None) -> torch.Tensor:
 def _contrast_tables(videos: torch.Tensor, factor: float) -> torch.Tensor:
     """``tf.image.adjust_contrast``: each frame's per-channel mean of the [0, 1] values, summed by TF's halving
     folds, then mean + factor * (x - mean) saturated back to uint8 (one table per clip, frame and channel)."""
-    unit = _float_values(videos.device) * float(_TO_FLOAT)
+    unit = _float_values(videos.device) * float(TO_FLOAT)
     means = _fold_means(unit.index_select(0, videos.view(-1).int()).view(-1, videos.shape[-2] * videos.shape[-1]))
-    adjusted = means + (unit - means) * float(_F32(factor))
-    return _to_uint8(adjusted * float(_TO_UINT8)).view(*videos.shape[:3], 256)
+    adjusted = means + (unit - means) * float(F32(factor))
+    return _to_uint8(adjusted * float(TO_UINT8)).view(*videos.shape[:3], 256)
 
 
 def _fold_means(planes: torch.Tensor) -> torch.Tensor:
     """Mean of each row as AdjustContrastv2 sums it: the second half added onto the first, repeatedly
-    (``randaugment_tf._fold_means`` on (rows, H*W) float32)."""
+    (TF's AdjustContrastv2 on (rows, H*W) float32)."""
     size = planes.shape[1]
     right = size // 2
     total = planes[:, size - right:] + planes[:, :right]
@@ -173,7 +170,7 @@ def _fold_means(planes: torch.Tensor) -> torch.Tensor:
         right = remaining // 2
         total[:, :right] += total[:, remaining - right:remaining]
         remaining -= right
-    return total[:, :1] * float(_F32(1.0) / _F32(size))
+    return total[:, :1] * float(F32(1.0) / F32(size))
 
 
 # ---------------------------------------------------------------------------- float32 blends
@@ -182,17 +179,17 @@ def _blend(degenerate: torch.Tensor, videos: torch.Tensor, factor: float) -> tor
     channels): degenerate + factor * (image - degenerate), clipped unless 0 < factor < 1, truncated to uint8."""
     if factor == 0.0:
         return _to_uint8(degenerate.expand_as(videos), clip=False)
-    temp = videos.sub_(degenerate).mul_(float(_F32(factor))).add_(degenerate)
+    temp = videos.sub_(degenerate).mul_(float(F32(factor))).add_(degenerate)
     return _to_uint8(temp, clip=not 0.0 < factor < 1.0)
 
 
 def _color(videos: torch.Tensor, factor: float) -> torch.Tensor:
     """Blend with ``tf.image.rgb_to_grayscale``: values x (1/255) x weight, summed R + G + B, x 255.5, truncated."""
     channels = videos.float()
-    gray = channels[:, :, 0].mul(float(_TO_FLOAT)).mul_(_GRAY[0])
-    gray.add_(channels[:, :, 1].mul(float(_TO_FLOAT)).mul_(_GRAY[1]))
-    gray.add_(channels[:, :, 2].mul(float(_TO_FLOAT)).mul_(_GRAY[2]))
-    return _blend(gray.mul_(float(_TO_UINT8)).trunc_().unsqueeze(2), channels, factor)
+    gray = channels[:, :, 0].mul(float(TO_FLOAT)).mul_(GRAY_WEIGHTS[0])
+    gray.add_(channels[:, :, 1].mul(float(TO_FLOAT)).mul_(GRAY_WEIGHTS[1]))
+    gray.add_(channels[:, :, 2].mul(float(TO_FLOAT)).mul_(GRAY_WEIGHTS[2]))
+    return _blend(gray.mul_(float(TO_UINT8)).trunc_().unsqueeze(2), channels, factor)
 
 
 def _sharpness(videos: torch.Tensor, factor: float) -> torch.Tensor:
@@ -211,7 +208,7 @@ def _sharpness(videos: torch.Tensor, factor: float) -> torch.Tensor:
     pixels = videos.double()
     acc = None
     for tap, (dy, dx) in enumerate((dy, dx) for dy in (0, 1, 2) for dx in (0, 1, 2)):
-        product = pixels[..., dy:height - 2 + dy, dx:width - 2 + dx] * _SMOOTH[tap == 4]  # exact in float64
+        product = pixels[..., dy:height - 2 + dy, dx:width - 2 + dx] * SMOOTH_TAPS[tap == 4]  # exact in float64
         acc = product.float() if acc is None else (acc.double() + product).float()  # one rounding: an fma
     smoothed = videos.float()
     smoothed[..., 1:-1, 1:-1] = torch.where(total % 13 == 0, acc.trunc(), (total // 13).float())
@@ -224,27 +221,18 @@ def _geometric(videos: torch.Tensor, op: str, argument: float, fill: int | None)
     outside the frame; mirrored when ``fill`` is None)."""
     height, width = videos.shape[-2:]
     return gather_through_plan(videos, ("tf", op, argument, fill is None),
-                               lambda: _source_pixels(op, argument, height, width, reflect=fill is None),
+                               lambda: tf_source_pixels(op, argument, height, width, reflect=fill is None),
                                128 if fill is None else fill)
 
 
-def gather_through_plan(videos: torch.Tensor, key: tuple, source: Callable[[], np.ndarray],
-                        fill: int) -> torch.Tensor:
-    """A nearest-neighbour geometric op on (..., H, W) uint8 planes as one gather (exact on every device).
-
-    Args:
-        videos: the planes, on any device.
-        key: what identifies the op and its argument (the frame size and device are added).
-        source: makes the (H, W) flat source pixel of every output pixel (-1 = outside) on a cache miss.
-        fill: the value of pixels from outside the frame (an extra column the plan points at).
-    """
-    height, width = videos.shape[-2:]
-    key = (*key, height, width, videos.device)
-    if key not in _PLANS:
-        if len(_PLANS) >= _PLAN_CACHE_SIZE:
-            _PLANS.pop(next(iter(_PLANS)))
-        flat = source().reshape(-1)
-        _PLANS[key] = torch.from_numpy(np.where(flat < 0, height * width, flat)).to(videos.device)
-    planes = videos.reshape(-1, height * width)
-    padded = torch.cat([planes, planes.new_full((len(planes), 1), fill)], dim=1)
-    return padded.index_select(1, _PLANS[key]).view(videos.shape)
+# ---------------------------------------------------------------------------- policy "torchvision"
+def torchvision_batch_op(videos: torch.Tensor, op: str, magnitude: float) -> torch.Tensor:
+    """torchvision's RandAugment op at a signed magnitude (nearest interpolation, fill 0, as the workers' policy
+    runs it) on (N, T, 3, H, W) uint8 clips on any device: geometric ops as one gather (exact everywhere), the
+    others through torchvision's own kernels with every frame as an image."""
+    if op in TORCHVISION_GEOMETRIC:
+        height, width = videos.shape[-2:]
+        return gather_through_plan(videos, ("torchvision", op, magnitude),
+                                   lambda: torchvision_source_pixels(op, magnitude, height, width), 0)
+    frames = videos.reshape(-1, *videos.shape[-3:])
+    return torchvision_op(frames, op, magnitude).reshape(videos.shape)
