@@ -87,7 +87,6 @@ def backends(cfg: CfgNode) -> tuple[str, ...]:
     return (first,) if not second or second == first else (first, second)
 
 
-
 def augmentation_on_device(cfg: CfgNode) -> bool:
     """Whether training augmentation (resize, flip, RandAugment) runs on the training device instead of the loader
     workers: DATA.AUGMENT_ON_DEVICE, read here only. The train loader's batches and the train inputs must be built
