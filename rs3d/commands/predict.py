@@ -18,6 +18,7 @@ from rs3d.commands import base as cli
 from rs3d.data.decoders import VideoDecodeError
 from rs3d.inference.predictor import Prediction, Predictor
 from rs3d.inference.render import render_video
+from rs3d.inference.windows import label_window_sec
 from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_open
 from rs3d.utils.class_folders import list_videos
@@ -120,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                           args.class_names)
     window_sec = args.window_sec
     if args.render and not window_sec:  # labels that follow the video: windows of about one clip
-        spec = predictor.spec
-        window_sec = max(1.0, round(spec.span(30.0) / 30.0, 1))
+        window_sec = label_window_sec(predictor.spec)
     predictions = predictor.predict_many(videos, window_sec, args.stride_sec)
     for p in predictions:
         if p.error:

@@ -19,8 +19,10 @@ from rs3d.checkpoint import save_atomic
 from rs3d.commands import predict
 from rs3d.config import load_config
 from rs3d.data.decoders import VideoDecodeError
+from rs3d.data.sampling import ClipSpec
 from rs3d.inference import Predictor
 from rs3d.inference.demo import analyse, drop_old_renders
+from rs3d.inference.windows import label_window_sec
 from rs3d.models import build_model
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's packages chromium, chromium-driver
@@ -95,6 +97,13 @@ def test_an_unreadable_video_is_an_error_and_old_renders_go(checkpoint, tmp_path
     os.utime(work / "old", (hour_ago, hour_ago))
     drop_old_renders(str(work))
     assert sorted(p.name for p in work.iterdir()) == ["new"]
+
+
+def test_timeline_windows_are_about_one_clip_long():
+    # README: windows about one clip long at 30 fps (span = (frames - 1) x stride + 1 source frames), >= 1 s
+    assert label_window_sec(ClipSpec(num_frames=8, sampling_rate=4)) == 1.0  # 29 frames: 0.97 s -> 1 s
+    assert label_window_sec(ClipSpec(num_frames=32, sampling_rate=2)) == 2.1  # 63 frames
+    assert label_window_sec(ClipSpec(num_frames=16, sampling_rate=4), fps=25.0) == 2.4  # 61 frames at 25 fps
 
 
 def free_port() -> int:
@@ -194,6 +203,9 @@ def test_the_page_in_a_headless_browser(demo_server, browser, trained_toy, tmp_p
     with urllib.request.urlopen(rendered.get_attribute("src"), timeout=30) as answer:
         (tmp_path / "served.mp4").write_bytes(answer.read())
     assert frames_of(tmp_path / "served.mp4").shape == source.shape
+    # everything the page loaded came from the demo server itself (no font server, CDN or analytics)
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and [u for u in loaded if not u.startswith((url, "data:", "blob:"))] == []
     browser.save_screenshot(str(tmp_path / "demo_page.png"))
     assert (tmp_path / "demo_page.png").stat().st_size > 20_000
 
