@@ -91,7 +91,7 @@ class _VideoSource(Dataset):
     def __init__(self, records: Sequence[VideoRecord], spec: ClipSpec, backends: Sequence[str]):
         if not records:
             raise ValueError("dataset has no videos")
-        # No backends given: every registered one, in the registry's order (decord, then PyAV).
+        # No backends given: the registry's default ones, in its order (decord, then PyAV).
         self.records, self.spec, self.backends = list(records), spec, tuple(backends) or default_backends()
         self._info_cache: dict[str, VideoInfo] = {}  # filled lazily inside each worker
         self.in_flight = InFlight()

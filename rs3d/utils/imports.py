@@ -17,18 +17,30 @@ class CustomImportError(UserInputError, ImportError):
     """A module named in ``CUSTOM_IMPORTS`` could not be imported; the message names it and why."""
 
 
+_IMPORTED: list[str] = []  # entries imported in this process, files as absolute paths, for worker processes
+
+
 def import_modules(names: Sequence[str]) -> list[ModuleType]:
     """Import each entry: a module name (``mypkg.models``, found as ``python -m`` would, the current folder first
     when it is not on the path yet) or a ``.py`` file (relative to the current folder), imported once per process."""
     modules = []
     for name in names:
+        entry = os.path.abspath(name) if name.endswith(".py") else name
         try:
-            modules.append(_import_file(name) if name.endswith(".py") else _import_name(name))
+            modules.append(_import_file(entry) if name.endswith(".py") else _import_name(name))
         except CustomImportError:
             raise
         except Exception as exc:  # noqa: BLE001 - any error inside the user's module is reported with its name
             raise CustomImportError(f"CUSTOM_IMPORTS: cannot import {name!r}: {type(exc).__name__}: {exc}") from exc
+        if entry not in _IMPORTED:
+            _IMPORTED.append(entry)
     return modules
+
+
+def imported_modules() -> list[str]:
+    """The entries :func:`import_modules` imported in this process, for a worker process to import them too (a
+    spawned or forkserver worker does not inherit what they registered)."""
+    return list(_IMPORTED)
 
 
 def _import_name(name: str) -> ModuleType:

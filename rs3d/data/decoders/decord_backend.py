@@ -26,7 +26,7 @@ def quiet_decord() -> None:
 
 
 @register_backend("decord", Capabilities(seek=True, skip_nonref=False, file_objects=True, rotation=False),
-                  priority=20, quiet=quiet_decord)
+                  priority=20, quiet=quiet_decord, default=True)
 class DecordReader:
     """decord ``VideoReader`` with one decoding thread (the DataLoader workers give the parallelism)."""
 

@@ -23,7 +23,7 @@ def quiet_pyav() -> None:
 
 
 @register_backend("pyav", Capabilities(seek=True, skip_nonref=True, file_objects=True, rotation=True),
-                  priority=10, quiet=quiet_pyav)
+                  priority=10, quiet=quiet_pyav, default=True)
 class PyAVReader:
     """PyAV reader: seeks to the keyframe before the first index and decodes forward, on one thread.
 

@@ -38,9 +38,10 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class Backend:
-    """A registered backend: its name, reader class, capabilities, order among the defaults (higher first), a
-    function that silences its native logging (for the checkers' worker processes) and its own ``probe(path) ->
-    VideoInfo`` where PyAV's container probe (:func:`~rs3d.data.decoders.probe.probe_video`) cannot read its files."""
+    """A registered backend: its name, reader class, capabilities, order (higher first), a function that silences
+    its native logging (for the checkers' worker processes), its own ``probe(path) -> VideoInfo`` where PyAV's
+    container probe (:func:`~rs3d.data.decoders.probe.probe_video`) cannot read its files, and whether datasets and
+    the checker try it when no backend is named (``default``; otherwise only ``DATA.DECODING_BACKEND`` names it)."""
 
     name: str
     reader: Callable[..., VideoReader]
@@ -48,6 +49,7 @@ class Backend:
     priority: int = 0
     quiet: Callable[[], None] | None = None
     probe: Callable[[str], VideoInfo] | None = None
+    default: bool = False
 
     def suits(self, info: VideoInfo | None) -> bool:
         """Whether this backend reads ``info``'s video as it should: upright, and skipping frames where the video
@@ -62,14 +64,16 @@ _BACKENDS: dict[str, Backend] = {}
 
 
 def register_backend(name: str, capabilities: Capabilities = Capabilities(), priority: int = 0,
-                     quiet: Callable[[], None] | None = None, probe: Callable[[str], VideoInfo] | None = None):
-    """Class decorator: register a reader class under ``name`` (``DATA.DECODING_BACKEND``). Backends are tried by
-    default in decreasing ``priority`` (decord 20, PyAV 10). A name taken by another class is a ``ValueError``."""
+                     quiet: Callable[[], None] | None = None, probe: Callable[[str], VideoInfo] | None = None,
+                     default: bool = False):
+    """Class decorator: register a reader class under ``name`` (a value of ``DATA.DECODING_BACKEND``). Backends are
+    listed in decreasing ``priority`` (decord 20, PyAV 10); ``default`` ones are tried when none is named. A name
+    taken by another class is a ``ValueError``."""
     def wrap(reader):
         old = _BACKENDS.get(name)
         if old is not None and _origin(old.reader) != _origin(reader):
             raise ValueError(f"decoding backend {name!r} is already registered by {old.reader.__module__}")
-        _BACKENDS[name] = Backend(name, reader, capabilities, priority, quiet, probe)
+        _BACKENDS[name] = Backend(name, reader, capabilities, priority, quiet, probe, default)
         return reader
     return wrap
 
@@ -80,8 +84,9 @@ def available_backends() -> tuple[str, ...]:
 
 
 def default_backends() -> tuple[str, ...]:
-    """The backends a dataset tries when none are given: every registered one, highest priority first."""
-    return available_backends()
+    """The backends a dataset and the checker try when none are named: the ``default`` ones, highest priority
+    first (decord, then PyAV)."""
+    return tuple(name for name in available_backends() if _BACKENDS[name].default)
 
 
 def get_backend(name: str) -> Backend:

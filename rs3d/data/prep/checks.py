@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rs3d.data.annotations import VideoRecord
-from rs3d.data.decoders import VideoDecodeError, available_backends, get_backend, probe_video
+from rs3d.data.decoders import VideoDecodeError, default_backends, get_backend, probe_video
 from rs3d.data.decoders.base import first_line
 from rs3d.data.decoders.pyav_backend import PyAVReader
 from rs3d.data.prep.pool import run_in_pool
@@ -183,9 +183,9 @@ def _decodable_end(check: VideoCheck, path: str, readable: int, info) -> int:
 
 
 def _check_decoders(check: VideoCheck, path: str, indices: list[int], info) -> None:
-    """Decode the first, middle and last frame with every registered backend; all failing makes the video
-    undecodable, some failing a warning naming the ones training falls back to."""
-    names = available_backends()
+    """Decode the first, middle and last frame with every default backend (the ones training falls back through);
+    all failing makes the video undecodable, some failing a warning naming the ones that work."""
+    names = default_backends()
     failures = {b: r for b in names if (r := _try_decode(path, b, indices, info))}
     if len(failures) == len(names):
         check.fail("undecodable", "; ".join(f"{b}: {r}" for b, r in failures.items()))
@@ -212,7 +212,7 @@ def _try_decode(path: str, backend: str, indices: list[int], info) -> str | None
 def _other_backends(path: str) -> str:
     """What each backend other than the inspector (PyAV) says about the first frame: ``"decord: reads it"``."""
     return "; ".join(f"{b}: {_try_decode(path, b, [0], None) or 'reads it'}"
-                     for b in available_backends() if b != INSPECTOR)
+                     for b in default_backends() if b != INSPECTOR)
 
 
 def _odd_warnings(check: VideoCheck) -> None:

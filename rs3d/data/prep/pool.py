@@ -3,7 +3,7 @@ worker processes, where a worker that dies (a decoder segfault on a damaged file
 
 After a crash the pool is restarted, and the items that were in flight are re-run one at a time, so a second crash
 names its culprit. Workers start from a forkserver that has imported the data tools once (restarts take
-milliseconds), receive the parent's iopath handlers, and silence the decoders' native logging.
+milliseconds), receive the parent's iopath handlers and user modules (``CUSTOM_IMPORTS``), and silence the decoders' native logging.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from rs3d.data.decoders import quiet_backends
 from rs3d.data.decoders.base import first_line
 from rs3d.utils import paths
+from rs3d.utils.imports import import_modules, imported_modules
 
 CRASHED = "worker process died while reading it (a decoder crash)"
 #: Modules the forkserver imports once, so every (re)started worker has them.
@@ -61,9 +62,11 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def init_worker(handlers: Sequence = ()) -> None:
-    """Pool worker start: the parent's iopath handlers (a forkserver worker does not inherit them), quiet decoders."""
+def init_worker(handlers: Sequence = (), modules: Sequence[str] = ()) -> None:
+    """Pool worker start: the parent's iopath handlers and CUSTOM_IMPORTS modules (a forkserver worker inherits
+    neither), quiet decoders."""
     paths.register_handlers(list(handlers))
+    import_modules(modules)
     quiet_decoders()
 
 
@@ -103,7 +106,7 @@ def _drain(fn, items, queue: deque, workers: int, in_flight_max: int, finish, on
     """Run queued items in a fresh pool; if the pool breaks, return the indices that were in flight."""
     in_flight: dict = {}
     with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=init_worker,
-                             initargs=(_shareable_handlers(),)) as pool:
+                             initargs=(_shareable_handlers(), imported_modules())) as pool:
         while queue or in_flight:
             while queue and len(in_flight) < in_flight_max:
                 index = queue.popleft()
