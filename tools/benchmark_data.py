@@ -9,7 +9,7 @@ x264 tuned for fast decoding).
     python tools/benchmark_data.py --generate 0 --data-dir my_videos   # every my_videos/original/*.mp4
 
 Pipelines that are compared take turns clip by clip in this one run (the machine is noisy), so read the ratios.
-See rs3d/studies/data_pipeline.py for how the rows are measured.
+See rs3d/studies/worker_throughput/ for how the rows are measured.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from rs3d.studies.data_pipeline import (
+from rs3d.studies.worker_throughput import (
     BenchSetting,
     PytorchvideoPeer,
     Report,

@@ -14,7 +14,7 @@ import torch
 
 from rs3d.engine import ModelEma
 from rs3d.models import resnet3d_rs
-from rs3d.studies.dispatch import OpCounter, loop_ema_update
+from rs3d.studies.ema_launches import OpCounter, loop_ema_update
 from rs3d.utils.tables import markdown_table
 
 

@@ -14,7 +14,7 @@ import torch
 
 from rs3d.commands import base as cli
 from rs3d.config import load_config
-from rs3d.studies.input_pipeline import bottleneck, loader_clips_per_s
+from rs3d.studies.bottleneck import bottleneck, loader_clips_per_s
 from rs3d.studies.speed import SpeedSetting, build_for_clip, time_in_subprocess
 from rs3d.utils.tables import markdown_table
 

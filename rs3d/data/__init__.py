@@ -24,6 +24,7 @@ from rs3d.data.build import (
     load_class_names_for,
     load_records,
 )
+from rs3d.data.clip_sampling import ClipSpec
 from rs3d.data.dataset import (
     SkipTracker,
     TestClipDataset,
@@ -32,7 +33,6 @@ from rs3d.data.dataset import (
 )
 from rs3d.data.decoders import VideoDecodeError, VideoInfo, open_video, probe_video
 from rs3d.data.device_inputs import BatchAugment, ClipNormalizer, TrainInputs
-from rs3d.data.sampling import ClipSpec
 
 __all__ = [
     "AnnotationError",

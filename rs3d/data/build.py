@@ -14,12 +14,12 @@ from torch.utils.data import (
 
 from rs3d.config.loader import ConfigError
 from rs3d.data.annotations import VideoRecord, drop_or_fail_missing
+from rs3d.data.clip_sampling import ClipSpec
 from rs3d.data.dataset import TestClipDataset, TrainClipDataset, collate_clips
 from rs3d.data.decoders import available_backends
 from rs3d.data.device_inputs import BatchAugment, ClipNormalizer, TrainInputs
+from rs3d.data.epoch_sampler import EpochSampler
 from rs3d.data.metadata import load_metadata, metadata_path
-from rs3d.data.samplers import EpochSampler
-from rs3d.data.sampling import ClipSpec
 from rs3d.data.splits import names_classes, read_class_names, read_split, split_options
 from rs3d.data.transforms import TestClipTransform, TrainClipTransform
 from rs3d.data.workers import resolve_num_workers, worker_init_fn

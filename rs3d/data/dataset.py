@@ -27,9 +27,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from rs3d.data.annotations import VideoRecord
 from rs3d.data.batch import ClipBatch
-from rs3d.data.decoders import VideoDecodeError, VideoInfo, default_backends, open_video, probe_with
-from rs3d.data.samplers import sample_seed
-from rs3d.data.sampling import (
+from rs3d.data.clip_sampling import (
     ClipSpec,
     clip_indices,
     merge_indices,
@@ -37,6 +35,8 @@ from rs3d.data.sampling import (
     start_step,
     uniform_starts,
 )
+from rs3d.data.decoders import VideoDecodeError, VideoInfo, default_backends, open_video, probe_with
+from rs3d.data.epoch_sampler import sample_seed
 from rs3d.data.transforms import (
     TestClipTransform,
     TrainClipTransform,
@@ -164,7 +164,7 @@ class _VideoSource(Dataset):
 class TrainClipDataset(_VideoSource):
     """Random clip(s) per video with augmentation; ``clips_per_video`` > 1 is repeated augmentation.
 
-    Indexed by ``(epoch, index)`` (see :class:`~rs3d.data.samplers.EpochSampler`) or a plain index
+    Indexed by ``(epoch, index)`` (see :class:`~rs3d.data.epoch_sampler.EpochSampler`) or a plain index
     (epoch 0); the random draws of a sample depend only on (seed, epoch, index). With ``augment_on_device``
     the clips come back cropped but not resized or augmented, as a list of K (T, h, w, 3) crops, with their draws
     under ``augment`` (see :mod:`rs3d.data.device_inputs`); the draws are the same either way.

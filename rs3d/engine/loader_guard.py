@@ -84,7 +84,7 @@ class LoaderGuard:
     """Iterates an epoch's training batches, restarting the loader after a worker death.
 
     Args:
-        loader: the training loader (an :class:`~rs3d.data.samplers.EpochSampler` sampler, a dataset with
+        loader: the training loader (an :class:`~rs3d.data.epoch_sampler.EpochSampler` sampler, a dataset with
             ``in_flight`` and ``exclude``).
         record_file: where crashing videos are listed, one path a line (read back at start).
         max_crashes: worker deaths survived per run before stopping.

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rs3d.data.sampling import ClipSpec, clip_indices
+from rs3d.data.clip_sampling import ClipSpec, clip_indices
 
 
 @dataclass(frozen=True)

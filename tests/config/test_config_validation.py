@@ -95,7 +95,7 @@ def test_rules_that_tie_keys_together():
 
 def test_the_table_agrees_with_the_layers_that_use_the_values():
     from rs3d.data.annotations import MISSING_FILE_POLICIES
-    from rs3d.data.sampling import SHORT_VIDEO_MODES
+    from rs3d.data.clip_sampling import SHORT_VIDEO_MODES
     from rs3d.data.transforms import RANDAUGMENT_POLICIES, TRAIN_CROP_MODES
     from rs3d.evaluation.multiview import AGGREGATIONS
     from rs3d.models.pretrained import INFLATE_METHODS

@@ -5,7 +5,7 @@ import torch
 
 from rs3d.engine import ModelEma, ema_decay
 from rs3d.models import ResNet3D, resnet3d_rs
-from rs3d.studies.dispatch import OpCounter, loop_ema_update
+from rs3d.studies.ema_launches import OpCounter, loop_ema_update
 
 
 def tiny(seed=0):

@@ -189,7 +189,7 @@ def test_iteration_checkpoints_sort_with_epoch_ones_and_resume_exactly(toy_dir, 
 def test_sampler_skips_the_samples_already_used():
     from torch.utils.data import RandomSampler
 
-    from rs3d.data.samplers import EpochSampler
+    from rs3d.data.epoch_sampler import EpochSampler
 
     sampler = EpochSampler(RandomSampler(range(10), generator=torch.Generator()), seed=3)
     sampler.set_epoch(4)
@@ -234,10 +234,10 @@ def test_over_declared_stream_is_kept_and_sampled_within_its_decodable_frames(vi
     """The faststart file cut to 2/3: its index declares 90 frames, about 60 decode."""
     from rs3d.data import dataset as dataset_module
     from rs3d.data.annotations import VideoRecord
+    from rs3d.data.clip_sampling import ClipSpec
     from rs3d.data.dataset import TrainClipDataset
     from rs3d.data.metadata import load_metadata, save_metadata
     from rs3d.data.prep.checks import check_video
-    from rs3d.data.sampling import ClipSpec
     from rs3d.data.transforms import TrainClipTransform
 
     path = video_dir["truncated_faststart"]

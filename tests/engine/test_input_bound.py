@@ -55,7 +55,7 @@ def test_advice_arithmetic():
 
 
 def test_bottleneck_names_the_slower_side():
-    from rs3d.studies.input_pipeline import bottleneck
+    from rs3d.studies.bottleneck import bottleneck
 
     assert bottleneck(50.0, 100.0).startswith("input") and "2.0x more" in bottleneck(50.0, 100.0)
     assert bottleneck(300.0, 100.0).startswith("model") and "3.0x headroom" in bottleneck(300.0, 100.0)

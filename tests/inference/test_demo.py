@@ -18,8 +18,8 @@ from conftest import REPO_ROOT
 from rs3d.checkpoint import save_atomic
 from rs3d.commands import predict
 from rs3d.config import load_config
+from rs3d.data.clip_sampling import ClipSpec
 from rs3d.data.decoders import VideoDecodeError
-from rs3d.data.sampling import ClipSpec
 from rs3d.inference import Predictor
 from rs3d.inference.demo import analyse, drop_old_renders
 from rs3d.inference.windows import label_window_sec

@@ -11,8 +11,8 @@ import torch
 from conftest import REPO_ROOT, write_h264
 
 import rs3d
+from rs3d.data.clip_sampling import ClipSpec
 from rs3d.data.decoders import open_video
-from rs3d.data.sampling import ClipSpec
 from rs3d.inference import sliding_windows
 
 ROOT = REPO_ROOT

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from rs3d.studies.data_pipeline import (
+from rs3d.studies.worker_throughput import (
     ROW_ORDER,
     BenchSetting,
     PytorchvideoPeer,
@@ -13,7 +13,7 @@ from rs3d.studies.data_pipeline import (
     keyframe_count,
     measure_test,
     measure_train,
-    render_video,
+    textured_video,
 )
 
 TINY = BenchSetting(num_frames=8, sampling_rate=2, train_crop=32, test_crop=32, test_clips=2, test_crops=3)
@@ -29,7 +29,7 @@ def videos(tmp_path_factory) -> tuple[list[str], list[str]]:
 def test_generated_videos_are_moving_h264(videos):
     originals, prepared = videos
     assert keyframe_count(originals[0]) == 1 and keyframe_count(prepared[0]) == 6  # 90 frames, GOP 250 vs 16
-    frames = render_video(0, num_frames=3, height=48, width=64)
+    frames = textured_video(0, num_frames=3, height=48, width=64)
     assert frames.shape == (3, 48, 64, 3) and frames.std() > 20 and (frames[0] != frames[2]).mean() > 0.5
     assert ensure_videos(originals[0].rsplit("/", 2)[0], 2, height=48, width=64) == videos  # reused, not rewritten
 

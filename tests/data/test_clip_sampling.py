@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as F
 
-from rs3d.data.sampling import (
+from rs3d.data.clip_sampling import (
     ClipSpec,
     clip_indices,
     merge_indices,
