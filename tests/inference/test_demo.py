@@ -113,16 +113,39 @@ def free_port() -> int:
 
 
 @pytest.fixture()
-def browser():
-    """Debian's headless Chromium through its chromedriver (the README's test command installs both)."""
+def chosen(trained_toy) -> tuple[str, str]:
+    """A test video of the trained toy model that it gets right (it names nearly all of them), and its class."""
+    predictor = Predictor(None, os.path.join(trained_toy["out"], "model_final.pyth"), "cpu")
+    rows = [line.split() for line in open(os.path.join(trained_toy["data"], "test.csv"))]
+    videos = [(os.path.join(trained_toy["data"], path), predictor.class_names[int(label)]) for path, label in rows]
+    return next((v, c) for v, c in videos if predictor.predict(v).top[0][0] == c)
+
+
+def write_y4m(src: str, dst: str) -> None:
+    """The video as raw YUV4MPEG2, the format Chromium's fake webcam plays (in a loop)."""
+    with av.open(src) as source, av.open(dst, "w", format="yuv4mpegpipe") as target:
+        stream = target.add_stream("rawvideo", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"  # the trained toy videos' size
+        for frame in source.decode(video=0):
+            target.mux(stream.encode(frame.reformat(format="yuv420p")))
+        target.mux(stream.encode())
+
+
+@pytest.fixture()
+def browser(chosen, tmp_path):
+    """Debian's headless Chromium through its chromedriver (the README's test command installs both), with a fake
+    webcam that films the chosen test video."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -r "
                                     "requirements.txt installs it)")
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.skip("Debian's Chromium is not installed: apt-get install -y chromium chromium-driver (the README's "
                     "test command does)")
+    write_y4m(chosen[0], str(tmp_path / "camera.y4m"))
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1700"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1700",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={tmp_path / 'camera.y4m'}"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
     yield driver
@@ -158,16 +181,13 @@ def demo_server(trained_toy, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_page_in_a_headless_browser(demo_server, browser, trained_toy, tmp_path):
+def test_the_page_in_a_headless_browser(demo_server, browser, chosen, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, checkpoint = demo_server
     predictor = Predictor(None, checkpoint, "cpu", topk=5)
-    rows = [line.split() for line in open(os.path.join(trained_toy["data"], "test.csv"))]
-    videos = [(os.path.join(trained_toy["data"], path), predictor.class_names[int(label)]) for path, label in rows]
-    # a test video the model gets right (the trained toy model names nearly all of them)
-    video, true_class = next((v, c) for v, c in videos if predictor.predict(v).top[0][0] == c)
+    video, true_class = chosen
     expected = predictor.predict(video).top
     windows = predictor.predict(video, 0.5, 0.25).timeline
 
@@ -208,6 +228,29 @@ def test_the_page_in_a_headless_browser(demo_server, browser, trained_toy, tmp_p
     assert loaded and [u for u in loaded if not u.startswith((url, "data:", "blob:"))] == []
     browser.save_screenshot(str(tmp_path / "demo_page.png"))
     assert (tmp_path / "demo_page.png").stat().st_size > 20_000
+
+    # a recording from the (fake) webcam, which films the same video: the page's answer is the predictor's for the
+    # recorded file (a WebM from the browser's MediaRecorder, with no frame count or duration in its header)
+    browser.get(url)
+    WebDriverWait(browser, 60).until(lambda _: find("#video-in button[aria-label='Capture from camera']"))
+    find("#video-in button[aria-label='Capture from camera']")[0].click()
+    WebDriverWait(browser, 30).until(lambda _: find("#video-in [title='grant webcam access'] button"))
+    find("#video-in [title='grant webcam access'] button")[0].click()
+    WebDriverWait(browser, 30).until(lambda _: find("#video-in button[aria-label='start recording']"))
+    find("#video-in button[aria-label='start recording']")[0].click()  # Record
+    time.sleep(3)
+    find("#video-in button[aria-label='start recording']")[0].click()  # the same button, now Stop
+    WebDriverWait(browser, 60).until(lambda _: find("#video-in video[data-testid=video-player]"))
+    find("#classify")[0].click()
+    WebDriverWait(browser, 120).until(lambda _: find("#rendered video"))
+    recorded = tmp_path / "recorded.webm"
+    with urllib.request.urlopen(find("#video-in video[data-testid=video-player]")[0].get_attribute("src")) as answer:
+        recorded.write_bytes(answer.read())
+    assert len(frames_of(recorded)) >= 30  # about 3 s were recorded
+    answer = predictor.predict(str(recorded)).top
+    WebDriverWait(browser, 30).until(lambda _: find("[data-testid=label-output-value]")[0].text == answer[0][0])
+    bars = [(m.get_attribute("aria-label"), float(m.get_attribute("value"))) for m in find("#top-classes meter")]
+    assert bars == [(name, pytest.approx(p, abs=1e-5)) for name, p in answer]
 
     # a file that is not a video: the page says so in one message naming the upload
     broken = tmp_path / "broken.mp4"
