@@ -1,17 +1,18 @@
 """Kinetics-style clip data: annotations, decoding (decord / PyAV), sampling, augmentation, loaders, device inputs.
 
-A clip's path, in the order a reader follows it: ``decoders`` (decode) -> ``sampling`` / ``samplers`` (which frames,
-which videos) -> ``transforms`` (crop box, draws, resize; RandAugment from ``augment``) -> ``dataset`` (a sample)
--> ``batch`` / ``dataset.collate_clips`` (collate) -> ``device_inputs`` (augment on the device if the workers left
-it, normalise) -> the trainer's step. ``build`` turns a config into both ends, telling them where augmentation
-runs from one answer (``build.augmentation_on_device``).
+A clip's path, in the order a reader follows it: ``decoders`` (decode) -> ``clip_sampling`` / ``epoch_sampler``
+(which frames, which videos) -> ``transforms`` (crop box, draws, resize; RandAugment from ``augment``) ->
+``dataset`` (a sample) -> ``dataset.collate_clips`` into a ``batch.ClipBatch`` (collate) -> ``device_inputs``
+(augment on the device if the workers left it, normalise) -> the trainer's step. ``build`` turns a config into both
+ends, telling them where augmentation runs from one answer (``build.augmentation_on_device``).
 
-Worker side (runs in loader workers; never imports the device side): ``annotations``, ``decoders``, ``metadata``,
-``sampling``, ``samplers``, ``transforms``, ``dataset``, ``batch``, ``workers``, ``prep``, and in ``augment`` the
-per-clip ``policies``, ``tv_kernels``, ``tf_kernels`` and ``frame_groups``.
+Worker side (what loader workers run; never imports the device side): ``annotations``, ``splits``, ``decoders``,
+``metadata``, ``clip_sampling``, ``epoch_sampler``, ``transforms``, ``dataset``, ``batch``, ``workers``, and in
+``augment`` the per-clip ``policies``, ``tv_kernels``, ``tf_kernels`` and ``frame_groups``; ``prep`` (offline
+dataset tools) sits on this side too.
 Device side: ``device_inputs``.
-Neutral (imported by both, importing neither): ``draws`` (the draws contract), and in ``augment`` ``tf_spec``,
-``tv_spec``, ``plans`` and ``batch_kernels`` (torch alone, any device).
+Neutral (imported by both sides, importing neither): ``draws`` (the draws contract), and in ``augment``
+``tf_spec``, ``tv_spec``, ``plans`` and ``batch_kernels`` (torch alone, any device).
 ``build`` assembles both sides and is imported by neither.
 """
 
