@@ -276,6 +276,25 @@ MUTATIONS: tuple[Mutation, ...] = (
              "return sampling_rate * (fps / target_fps if target_fps else 1.0)", "return 1.0",
              ("tests/inference/test_stream.py::test_webcam_indices_and_frame_steps",),
              "live predictions see a shorter clip than the model was trained on"),
+    # ------------------------------------------------------------ registries and one concern per file (issue 21)
+    Mutation("section_keys_not_passed", "rs3d/models/factory.py",
+             "kwargs[key.lower()] = list(value) if isinstance(value, tuple) else value", "pass",
+             ("tests/models/test_registry.py::test_section_keys_are_arguments_and_keywords",),
+             "MODEL.RESNET3D keys (and create_model keywords) are silently ignored: every model is the default"),
+    Mutation("backbone_check_skips_the_head", "rs3d/models/registry.py", "    if not head_prefixes(model):",
+             "    if False:", ("tests/models/test_registry.py::test_the_checker_names_what_breaks_the_contract",),
+             "a registered model whose head fine-tuning cannot find passes the contract check"),
+    Mutation("rotated_video_not_rerouted", "rs3d/data/decoders/registry.py", "    if not chosen.suits(info):",
+             "    if False:", ("tests/data/test_decoding.py::test_rotated_video_is_decoded_upright",),
+             "rotated videos are decoded sideways by a backend that ignores rotation"),
+    Mutation("custom_imports_ignored", "rs3d/config/loader.py", "    import_custom_modules(cfg, path or \"config\")\n",
+             "", ("tests/commands/test_extension.py::test_custom_imports_by_module_name_and_their_errors",),
+             "CUSTOM_IMPORTS does nothing: a user's registered model or backend is unknown to the commands"),
+    Mutation("split_reader_ignores_class_names_file", "rs3d/data/splits.py",
+             "names_file = class_names_file or os.path.join(data_dir, \"classnames.json\")",
+             "names_file = os.path.join(data_dir, \"classnames.json\")",
+             ("tests/data/test_splits.py::test_the_tools_read_labels_from_data_class_names_file_as_training_does",),
+             "rs3d-check-data and rs3d-prepare-data label a Kinetics split differently from training"),
 )
 
 

@@ -40,16 +40,10 @@ def test_i3d_and_c2d_conv_flops_are_close_to_the_zoo(name, zoo_gflops):
     assert gflops == pytest.approx(zoo_gflops - 0.43, abs=0.01)
 
 
-def test_every_architecture_maps_clips_to_logits():
+def test_every_baseline_is_registered():
+    """Each one maps clips to logits, at larger test crops too: tests/models/test_registry.py's contract test."""
     assert set(available_archs()) >= {"resnet3d", "slow_r50", "i3d_r50", "c2d_r50", "r2plus1d_r50",
                                       "x3d_xs", "x3d_s", "x3d_m", "x3d_l"}
-    for arch in available_archs():
-        cfg = load_config(None, ["MODEL.ARCH", arch, "MODEL.NUM_CLASSES", "7", "DATA.NUM_FRAMES", "8",
-                                 "DATA.TRAIN_CROP_SIZE", "64", "MODEL.RESNET3D.WIDTH_MULTIPLIER", "0.25"])
-        model = build_model(cfg).eval()
-        with torch.no_grad():
-            assert model(torch.rand(2, 3, 8, 64, 64)).shape == (2, 7), arch
-            assert model(torch.rand(1, 3, 8, 96, 96)).shape == (1, 7), arch  # larger test crop
 
 
 def test_dropout_and_frame_count_are_honoured():

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from rs3d.config import ConfigError, load_config
-from rs3d.models.factory import build_model
 from rs3d.models.conv import PaddedConv3d
+from rs3d.models.factory import build_model
 from rs3d.models.layers import DropPath, PaddedMaxPool3d, SelfGating3d, SqueezeExcite3d
 from rs3d.models.padding import same_padding
 from rs3d.models.resnet3d import (
