@@ -1,6 +1,6 @@
 """Decoding backends by name: each backend module registers its reader class with what it can do
-(``@register_backend("pyav", Capabilities(...))``), and the datasets, the dataset checker and the config checks
-ask here instead of naming decord or PyAV. Adding a backend is one new module that registers itself (imported
+(``@register_backend("pyav", Capabilities(...))``), and the datasets, the dataset checker and the check of
+``DATA.DECODING_BACKEND`` (:func:`rs3d.data.build.backends`) ask here instead of naming decord or PyAV. Adding a backend is one new module that registers itself (imported
 by this package, or by the user through the config's ``CUSTOM_IMPORTS``).
 
 A reader class is called as ``cls(path, size, info)``: ``size`` (H, W) as displayed resizes every frame at
