@@ -138,6 +138,25 @@ def test_custom_imports_by_module_name_and_their_errors(tmp_path, monkeypatch):
         load_config(None, ["CUSTOM_IMPORTS", "['broken.py']"])
 
 
+def test_the_data_tools_worker_processes_import_the_custom_modules(tmp_path, monkeypatch):
+    """rs3d-check-data and rs3d-prepare-data run in forkserver workers, which inherit nothing registered: they
+    import the parent's CUSTOM_IMPORTS before their first task."""
+    from rs3d.data.prep.pool import run_in_pool
+    from rs3d.utils import imports
+    from rs3d.utils.imports import import_modules
+
+    module = tmp_path / "rs3d_pool_probe.py"
+    module.write_text("from rs3d.models import available_archs, register_model\n\n@register_model\n"
+                      "def pool_probe_net(num_classes):\n    raise ValueError('never built')\n\n"
+                      "def registered(_):\n    return 'pool_probe_net' in available_archs()\n")
+    monkeypatch.setattr(imports, "_IMPORTED", [])  # later pools of this session do not import the probe
+    try:
+        [probe] = import_modules([str(module)])
+        assert run_in_pool(probe.registered, [0, 1], workers=1, on_failure=lambda item, why: why) == [True, True]
+    finally:
+        sys.modules.pop("rs3d_pool_probe", None)
+
+
 @pytest.mark.slow  # two fresh processes: train 10 short epochs, predict (~40 s on 2 shared cores)
 def test_train_and_predict_with_a_user_backbone_and_backend_by_config_alone(tmp_path):
     data, out = tmp_path / "npy_data", tmp_path / "run"
