@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rs3d.checkpoint.hub import is_pretrained_source
-from rs3d.checkpoint.io import CheckpointError, load_checkpoint
+from rs3d.checkpoint.io import CheckpointError, check_kind, load_checkpoint
 from rs3d.utils import paths
 
 #: (module, name) pairs a Caffe2 ``.pkl`` may reference: NumPy arrays, dtypes and scalars (NumPy 1 and 2 names).
@@ -64,6 +64,7 @@ class _Caffe2Unpickler(pickle.Unpickler):
 def caffe2_blobs(path: str) -> dict[str, torch.Tensor]:
     """The weights of a PySlowFast Caffe2 ``.pkl`` (``{"blobs": {name: ndarray}}``) as tensors, Caffe2 names kept,
     optimiser blobs (``*_momentum``) and non-array entries dropped. Loaded with a restricted unpickler."""
+    check_kind(path)
     try:
         with paths.open_file(path, "rb") as f:
             data = _Caffe2Unpickler(f, encoding="latin1").load()

@@ -14,11 +14,13 @@ import hashlib
 import io
 import os
 import pickle
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from rs3d.checkpoint import kinds
 from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_open, atomic_write_text
 from rs3d.utils.errors import RunStoppedError, UserInputError
@@ -28,6 +30,15 @@ CHECKSUM_SUFFIX = ".sha256"
 
 class CheckpointError(UserInputError, RuntimeError):
     """A checkpoint that cannot be used; the message names the file."""
+
+
+class NotACheckpointError(CheckpointError):
+    """A file that is not a checkpoint at all (text, an HTML page, a Git LFS pointer, unknown bytes); ``foreign``
+    when a user put it there (:func:`rs3d.checkpoint.kinds.is_foreign`) rather than a disk damaged it."""
+
+    def __init__(self, message: str, foreign: bool = True):
+        super().__init__(message)
+        self.foreign = foreign
 
 
 class CheckpointSaveError(RunStoppedError, OSError):
@@ -99,15 +110,27 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu", allowed
         return hub.load_pretrained(path)
     if not paths.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found")
+    check_kind(path)
     try:
         with torch.serialization.safe_globals(list(allowed_globals)), paths.open_seekable(path) as f:
             return torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         allowed = f"tensors, plain containers and {allowed_text}" if allowed_text else "tensors and plain containers"
-        raise CheckpointError(f"{path}: refused, it holds pickled objects or code beyond {allowed} "
-                              f"(loaded with weights_only=True): {first}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        what = f"it references {found.group(1)}, which is not" if found else "it holds pickled objects or code"
+        raise CheckpointError(f"{path}: refused: {what} among {allowed} (loaded with weights_only=True, so nothing "
+                              "in it ran)") from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError) as exc:
         text = str(exc).strip().splitlines()
         raise CheckpointError(f"{path}: not a readable checkpoint ({text[0][:160] if text else type(exc).__name__})"
                               ) from None
+
+
+def check_kind(path: str) -> None:
+    """Refuse, naming what it is, a file that cannot be a torch checkpoint (:mod:`rs3d.checkpoint.kinds`). A
+    Caffe2 ``.pkl`` may be a text pickle (protocol 0), so for it only web pages and LFS pointers are refused."""
+    what = kinds.describe_file(path)
+    if path.endswith(".pkl") and not what.startswith(("a Git LFS", "an HTML")):
+        return
+    if what:
+        raise NotACheckpointError(f"{path}: {what}", foreign=kinds.is_foreign(what))

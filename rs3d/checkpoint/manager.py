@@ -12,10 +12,12 @@ import logging
 import os
 import re
 
+from rs3d.checkpoint import kinds
 from rs3d.checkpoint.finite import non_finite_parts
 from rs3d.checkpoint.io import (
     CHECKSUM_SUFFIX,
     CheckpointError,
+    NotACheckpointError,
     load_checkpoint,
     save_or_stop,
     verify_checkpoint,
@@ -70,10 +72,12 @@ class CheckpointManager:
 
     def load_latest(self) -> tuple[str, dict] | None:
         """The newest checkpoint that verifies, loads (on the CPU) and holds only finite values, as (path, state);
-        the others are skipped with a warning naming them and are left where they are for inspection."""
+        the others are skipped with a warning naming them and are left where they are for inspection. A file a
+        user put there (text, an HTML page, a Git LFS pointer: :mod:`rs3d.checkpoint.kinds`) is refused instead:
+        skipping it could restart a run from scratch that only needed ``git lfs pull``."""
         skipped = []
         for path in reversed(self.all()):
-            problem, state = _check(path)
+            problem, state = _check(path, refuse_foreign=True)
             if state is not None:
                 return self._report(skipped, path), state
             skipped.append(f"{os.path.basename(path)} ({problem})")
@@ -86,6 +90,15 @@ class CheckpointManager:
             logger.warning("skipped damaged or non-finite checkpoint(s) %s; %s", ", ".join(skipped),
                            f"resuming from {os.path.basename(chosen)}" if chosen else "no intact one left")
         return chosen
+
+    def check_foreign(self) -> None:
+        """Refuse, before a run writes anything, a file a user put among the checkpoints (as :meth:`load_latest`
+        would); reads the first bytes of each file without a ``.sha256``."""
+        for path in self.all():
+            if not paths.isfile(path + CHECKSUM_SUFFIX):
+                what = kinds.describe_file(path)
+                if what and kinds.is_foreign(what):
+                    raise NotACheckpointError(_foreign_message(f"{path}: {what}"))
 
     def save(self, epoch: int, state: dict, is_best: bool = False, iteration: int = 0) -> str:
         """Write a checkpoint and its checksum (and the best copy), then prune old ones. A failed write raises
@@ -114,12 +127,17 @@ class CheckpointManager:
             logger.warning("kept the damaged %s as %s.damaged", path, os.path.basename(path))
 
 
-def _check(path: str) -> tuple[str | None, dict | None]:
-    """(None, state) for an intact checkpoint (checksum, a CPU load, finite values), else (why not, None)."""
+def _check(path: str, refuse_foreign: bool = False) -> tuple[str | None, dict | None]:
+    """(None, state) for an intact checkpoint (checksum, a CPU load, finite values), else (why not, None); with
+    ``refuse_foreign``, a file that a user put there raises :class:`NotACheckpointError`."""
     problem = verify_checkpoint(path)
     if problem is None:
         try:
             state = load_checkpoint(path, "cpu")
+        except NotACheckpointError as exc:
+            if refuse_foreign and exc.foreign:
+                raise NotACheckpointError(_foreign_message(str(exc))) from None
+            return str(exc).split(": ", 1)[-1], None
         except CheckpointError as exc:
             return str(exc).split(": ", 1)[-1], None
         bad = non_finite_parts(state) if isinstance(state, dict) else []
@@ -127,3 +145,7 @@ def _check(path: str) -> tuple[str | None, dict | None]:
             return None, state
         problem = f"NaN/Inf in its {', '.join(bad)} state"
     return problem, None
+
+
+def _foreign_message(refusal: str) -> str:
+    return f"{refusal}; the run cannot resume past it: move it out of the checkpoints folder (or replace it) and rerun"

@@ -4,6 +4,7 @@ of a traceback."""
 from __future__ import annotations
 
 import argparse
+import errno
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -13,6 +14,10 @@ from fvcore.common.config import CfgNode
 from rs3d.config import load_config
 from rs3d.utils import paths
 from rs3d.utils.errors import RunStoppedError, UserInputError
+
+#: OSErrors that a user's machine or paths cause (reported as one line, exit 2), never a bug in rs3d.
+ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                      errno.EISDIR, errno.ENAMETOOLONG}
 
 
 def run(main: Callable[[], int | None]) -> None:
@@ -25,6 +30,12 @@ def run(main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as exc:  # the machine's, not the code's: a read-only or full file system, a path through a file
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(code or 0)
 
 

@@ -27,6 +27,7 @@ from rs3d.data.metadata import metadata_path, save_metadata
 from rs3d.data.prep.checks import check_split, format_report
 from rs3d.data.prep.pool import progress_printer
 from rs3d.data.splits import read_split, split_options, write_csv_subset
+from rs3d.utils.writable import check_output_file
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -64,6 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Check every video of the split, print the report, write the cleaned CSV."""
     args = parse_args(argv)
+    check_output_file(args.out or os.path.join(args.data_dir, f"{args.split}.clean.csv"), "--out")
     try:
         records = read_split(args.data_dir, args.split, **args.split_options)
     except AnnotationError as exc:

@@ -126,6 +126,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("give --cfg or --train-toy")
     if len(args.runs) > len(args.cfgs):
         parser.error(f"{len(args.runs)} --runs items for {len(args.cfgs)} configs")
+    if args.max_batch < 1 or args.iters < 1 or args.train_batch < 1:
+        raise UserInputError(f"--max-batch must be at least 1, got {args.max_batch}" if args.max_batch < 1 else
+                             f"--iters and --train-batch must be at least 1, got {args.iters} and {args.train_batch}")
     if args.seeds is not None and args.seeds < 1:
         parser.error("--seeds must be at least 1")
     if not 0 < args.confidence < 1 or args.resamples < 100:

@@ -14,6 +14,7 @@ import argparse
 from rs3d.commands import base as cli
 from rs3d.inference import Predictor
 from rs3d.inference.export import export_model
+from rs3d.utils.writable import check_output_file, check_output_folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push-to-hub", metavar="ORG/NAME",
                         help="with --format safetensors: upload the folder to the Hugging Face Hub as ORG/NAME")
     args = parser.parse_args(argv)
+    (check_output_folder if args.format == "safetensors" else check_output_file)(args.output, "--output")
+    if args.onnx:
+        check_output_file(args.onnx, "--onnx")
     if args.format == "safetensors":
         return export_pretrained(args)
     if args.push_to_hub:

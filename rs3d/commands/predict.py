@@ -23,6 +23,7 @@ from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_open
 from rs3d.utils.class_folders import list_videos
 from rs3d.utils.errors import UserInputError
+from rs3d.utils.writable import check_output_file, check_output_folder
 
 
 class UsageError(UserInputError, ValueError):
@@ -109,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     args.opts = [*args.opts, *trailing]
     if args.output and not args.output.endswith((".json", ".csv")):
         raise UsageError(f"{args.output}: --output must end in .json or .csv")  # before any work is done
+    if args.output:
+        check_output_file(args.output, "--output")
+    if args.render:
+        (check_output_file if args.render.endswith(".mp4") else check_output_folder)(args.render, "--render")
     if args.stream:
         return predict_stream(args)
     if not args.paths:

@@ -12,6 +12,7 @@ values needs --allow-changes.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,9 +23,11 @@ from fvcore.common.config import CfgNode
 from rs3d.commands import base as cli
 from rs3d.engine import Trainer
 from rs3d.engine.monitor import setup_logging
+from rs3d.engine.preflight import check_before_writing
 from rs3d.engine.rerun import check_rerun, record_changes
 from rs3d.engine.run_lock import RunLock
 from rs3d.evaluation import format_summary_table, run_test
+from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_write_text
 from rs3d.utils.distributed import DistInfo, cleanup, init_distributed
 from rs3d.utils.errors import UserInputError
@@ -65,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lock = RunLock(cfg.OUTPUT_DIR) if dist.is_main else None
 
     def claim_folder() -> dict:
-        """The lock, then the rerun rule, before anything is written to OUTPUT_DIR."""
+        """The folder and weights files, the lock, then the rerun rule, before anything is written to OUTPUT_DIR."""
+        check_before_writing(cfg)
         lock.acquire()
         try:
             return check_rerun(cfg, cfg.OUTPUT_DIR, args.allow_changes)
@@ -73,12 +77,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             lock.release()
             raise
 
+    fresh = dist.is_main and paths.is_local(cfg.OUTPUT_DIR) and not os.path.lexists(cfg.OUTPUT_DIR)
     changes = on_main_rank(dist, claim_folder)
     try:
         return train_and_test(cfg, dist, changes or {})
+    except UserInputError:
+        if lock is not None:
+            lock.release()
+        if fresh:
+            forget_failed_start(cfg.OUTPUT_DIR)
+        raise
     finally:
         if lock is not None:
             lock.release()
+
+
+def forget_failed_start(output_dir: str) -> None:
+    """A first run that stopped on a bad input (data, weights) while it was being built, before config.yaml was
+    written, leaves no folder behind: everything in it is this process's (the folder did not exist and the lock
+    kept other runs out), none of it is a result, and the next try starts as a new run."""
+    if not os.path.exists(os.path.join(output_dir, "config.yaml")):
+        shutil.rmtree(output_dir, ignore_errors=True)
 
 
 def train_and_test(cfg: CfgNode, dist: DistInfo, changes: dict) -> int:

@@ -20,6 +20,7 @@ from rs3d.config.checks import accepts_auto, check_config, check_value
 from rs3d.config.defaults import get_cfg
 from rs3d.utils import paths
 from rs3d.utils.imports import CustomImportError, import_modules
+from rs3d.utils.text_files import read_utf8
 
 BASE_KEY = "_BASE_"
 
@@ -59,6 +60,8 @@ def config_from_text(text: str, source: str, overrides: Sequence[str] = ()) -> C
     ``MODEL.INIT.FROM`` is cleared: a stored config's weights are the checkpoint's, not its run's starting point
     (which may not exist on this machine)."""
     cfg = get_cfg()
+    if not isinstance(text, str):  # a checkpoint's "config" entry that someone filled with something else
+        raise ConfigError(f"{source}: expected the text of a YAML config, got {type(text).__name__}")
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
@@ -91,10 +94,7 @@ def merge_yaml(cfg: CfgNode, path: str, _seen: tuple[str, ...] = ()) -> None:
         raise ConfigError(f"{path}: _BASE_ cycle through {' -> '.join(_seen)}")
     if not paths.isfile(path):
         raise ConfigError(f"{path}: config file not found")
-    try:
-        text = paths.read_text(path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config ({exc})") from None
+    text = read_utf8(path, ConfigError, "the config")
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
@@ -102,7 +102,10 @@ def merge_yaml(cfg: CfgNode, path: str, _seen: tuple[str, ...] = ()) -> None:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: top level must be a mapping of config keys")
     bases = data.pop(BASE_KEY, [])
-    for base in [bases] if isinstance(bases, str) else bases:
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigError(f"{path}: _BASE_ must be a config file or a list of them, got {bases!r}")
+    for base in bases:
         if base.startswith(PACKAGED_PREFIX) or os.path.isabs(base) or not paths.is_local(base):
             base_path = base
         else:

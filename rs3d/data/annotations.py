@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import os
+import stat
+import string
 from dataclasses import dataclass
 
 from rs3d.utils import paths
@@ -23,6 +26,7 @@ from rs3d.utils.class_folders import (
     split_folder,
 )
 from rs3d.utils.errors import UserInputError
+from rs3d.utils.text_files import read_utf8
 
 logger = logging.getLogger(__name__)
 
@@ -48,17 +52,16 @@ def read_slowfast_csv(csv_path: str, path_prefix: str = "", separator: str = " "
                       num_classes: int | None = None) -> list[VideoRecord]:
     """Read ``path<sep>label`` lines (no header); paths are joined to ``path_prefix``."""
     records = []
-    with _open_annotation(csv_path) as f:
-        for number, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            where = f"{csv_path}:{number}"
-            parts = line.rsplit(separator, 1) if separator != " " else line.rsplit(None, 1)
-            if len(parts) != 2:
-                raise AnnotationError(f"{where}: expected 'path{separator}label', got {line[:80]!r}")
-            label = _parse_label(parts[1], where, num_classes)
-            records.append(VideoRecord(os.path.join(path_prefix, parts[0].strip()), label, where))
+    for number, line in enumerate(_read_annotation(csv_path).splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        where = f"{csv_path}:{number}"
+        parts = line.rsplit(separator, 1) if separator != " " else line.rsplit(None, 1)
+        if len(parts) != 2:
+            raise AnnotationError(f"{where}: expected 'path{separator}label', got {line[:80]!r}")
+        label = _parse_label(parts[1], where, num_classes)
+        records.append(VideoRecord(os.path.join(path_prefix, parts[0].strip()), label, where))
     if not records:
         raise AnnotationError(f"{csv_path}: no videos listed")
     return records
@@ -78,7 +81,7 @@ def read_kinetics_csv(csv_path: str, video_root: str, class_names: list[str],
         except ValueError:
             raise AnnotationError(f"{where}: time_start/time_end must be numbers") from None
         fields = dict(row, time_start=start, time_end=end, label_=row["label"].replace(" ", "_"))
-        path = os.path.join(video_root, path_format.format(**fields))
+        path = os.path.join(video_root, _format_path(path_format, fields, where))
         records.append(VideoRecord(path, index[row["label"]], where))
     if not records:
         raise AnnotationError(f"{csv_path}: no videos listed")
@@ -91,26 +94,72 @@ def kinetics_class_names(csv_path: str) -> list[str]:
 
 
 def is_kinetics_csv(csv_path: str) -> bool:
-    """True when the first line is the official Kinetics header."""
-    with _open_annotation(csv_path) as f:
-        header = f.readline().strip().split(",")
+    """True when the first line is the official Kinetics header (a UTF-8 BOM before it allowed)."""
+    with _open_annotation(csv_path, "rb") as f:
+        header = f.readline().decode("utf-8-sig", errors="replace").strip().split(",")
     return tuple(h.strip() for h in header[:5]) == KINETICS_HEADER
 
 
+def annotation_file_exists(path: str) -> bool:
+    """Whether an annotation file is at ``path``: True for a regular file, False when nothing is there. A folder,
+    FIFO, device or broken link at the path is refused rather than taken for "no file", which would switch a
+    dataset to class-folder mode without a word (and reading a FIFO would block)."""
+    if paths.isfile(path):
+        return True
+    if not paths.is_local(path) or not os.path.lexists(path):
+        return False
+    if os.path.isdir(path):
+        kind = "a folder"
+    elif not os.path.exists(path):
+        kind = f"a link to {os.readlink(path)}, which does not exist"
+    else:
+        kind = "a FIFO" if stat.S_ISFIFO(os.stat(path).st_mode) else "a device or socket"
+    raise AnnotationError(f"{path}: not a regular file ({kind}); give the annotation file, or remove it to read "
+                          "the class folders")
+
+
 def load_class_names(path: str) -> list[str]:
-    """Class names from a JSON list, or a PySlowFast ``{"name": index}`` mapping."""
+    """Class names from a JSON list, or a PySlowFast ``{"name": index}`` mapping (integer indices 0..N-1); every
+    name once."""
+    text = read_utf8(path, AnnotationError, "class names")
     try:
-        data = json.loads(paths.read_text(path))
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(text, object_pairs_hook=_pairs_without_repeats)
+    except (json.JSONDecodeError, _RepeatedName) as exc:
         raise AnnotationError(f"{path}: cannot read class names ({exc})") from None
     if isinstance(data, list) and all(isinstance(n, str) for n in data):
+        _refuse_repeats(path, data)
         return list(data)
     if isinstance(data, dict):
-        names = sorted(data, key=lambda n: data[n])
+        bad = [(n, i) for n, i in data.items() if not isinstance(i, int) or isinstance(i, bool)]
+        if bad:
+            raise AnnotationError(f"{path}: class indices must be integers, got {bad[0][0]!r}: {bad[0][1]!r}")
         if sorted(data.values()) != list(range(len(data))):
-            raise AnnotationError(f"{path}: class indices must be 0..{len(data) - 1} without gaps")
-        return names
+            raise AnnotationError(f"{path}: class indices must be 0..{len(data) - 1} without gaps or repeats")
+        return sorted(data, key=lambda n: data[n])
     raise AnnotationError(f"{path}: expected a JSON list of names or a {{name: index}} object")
+
+
+class _RepeatedName(ValueError):
+    pass
+
+
+def _pairs_without_repeats(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are all different (``json`` keeps the last of repeated keys without a word)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _RepeatedName(f"class name {key!r} appears twice")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _refuse_repeats(path: str, names: list[str]) -> None:
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            raise AnnotationError(f"{path}: class name {name!r} appears twice (entries {first[name]} and {i}); two "
+                                  "classes of one name cannot be told apart")
+        first[name] = i
 
 
 def drop_or_fail_missing(records: list[VideoRecord], policy: str = "error", show: int = 5) -> list[VideoRecord]:
@@ -140,23 +189,41 @@ def _parse_label(text: str, where: str, num_classes: int | None) -> int:
     return label
 
 
-def _open_annotation(csv_path: str, **kwargs):
+def _open_annotation(csv_path: str, mode: str = "r"):
     """Open an annotation file for reading; a missing one is an :class:`AnnotationError` naming it."""
     try:
-        return paths.open_file(csv_path, "r", **kwargs)
+        return paths.open_file(csv_path, mode)
     except OSError as exc:
         raise AnnotationError(f"{csv_path}: cannot read the annotation file ({exc.strerror or exc})") from None
 
 
+def _read_annotation(csv_path: str) -> str:
+    """The whole annotation file as text (:func:`rs3d.utils.text_files.read_utf8`: UTF-8, BOM dropped)."""
+    return read_utf8(csv_path, AnnotationError, "the annotation file")
+
+
+def _format_path(path_format: str, fields: dict, where: str) -> str:
+    """A Kinetics row's file name from the path format; a field the row does not have is named."""
+    try:
+        return path_format.format(**fields)
+    except KeyError as exc:
+        known = ", ".join(sorted(fields))
+        raise AnnotationError(f"{where}: DATA.KINETICS_PATH_FORMAT {path_format!r}: unknown field {{{exc.args[0]}}} "
+                              f"(the fields are {known})") from None
+    except (ValueError, IndexError, TypeError) as exc:
+        fields_used = [f for _, f, _, _ in string.Formatter().parse(path_format) if f is not None]
+        raise AnnotationError(f"{where}: DATA.KINETICS_PATH_FORMAT {path_format!r} ({', '.join(fields_used)}): "
+                              f"{exc}") from None
+
+
 def _kinetics_rows(csv_path: str):
-    with _open_annotation(csv_path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or tuple(reader.fieldnames[:5]) != KINETICS_HEADER:
-            raise AnnotationError(f"{csv_path}:1: expected header {','.join(KINETICS_HEADER)}")
-        for number, row in enumerate(reader, start=2):
-            if None in row or any(row.get(k) in (None, "") for k in ("label", "youtube_id")):
-                raise AnnotationError(f"{csv_path}:{number}: malformed line")
-            yield number, row
+    reader = csv.DictReader(io.StringIO(_read_annotation(csv_path), newline=""))
+    if reader.fieldnames is None or tuple(reader.fieldnames[:5]) != KINETICS_HEADER:
+        raise AnnotationError(f"{csv_path}:1: expected header {','.join(KINETICS_HEADER)}")
+    for number, row in enumerate(reader, start=2):
+        if None in row or any(row.get(k) in (None, "") for k in ("label", "youtube_id")):
+            raise AnnotationError(f"{csv_path}:{number}: malformed line")
+        yield number, row
 
 
 def read_class_folders(data_dir: str, split: str, val_fraction: float = 0.1) -> tuple[list[VideoRecord], list[str]]:

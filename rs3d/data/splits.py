@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from rs3d.data.annotations import (
     AnnotationError,
     VideoRecord,
+    annotation_file_exists,
     is_kinetics_csv,
     kinetics_class_names,
     load_class_names,
@@ -30,9 +31,10 @@ def read_split(data_dir: str, split: str, path_format: str | None = None, val_fr
     no split folder). :func:`split_options` gives a config's values, so every reader reads a split as training does.
     """
     csv_path = os.path.join(data_dir, f"{split}.csv")
-    if not paths.isfile(csv_path) and is_class_folder_dataset(data_dir):
+    exists = annotation_file_exists(csv_path)  # a folder or FIFO there is refused, not read as class folders
+    if not exists and is_class_folder_dataset(data_dir):
         return read_class_folders(data_dir, split, val_fraction)[0]
-    if not paths.isfile(csv_path):
+    if not exists:
         raise AnnotationError(f"{csv_path}: annotation file not found")
     if not is_kinetics_csv(csv_path):
         return read_slowfast_csv(csv_path, path_prefix or data_dir, separator, num_classes)
@@ -45,7 +47,7 @@ def read_split(data_dir: str, split: str, path_format: str | None = None, val_fr
 def names_classes(data_dir: str, split: str) -> bool:
     """Whether ``split``'s labels are class names (an official Kinetics CSV or class folders), not indices."""
     csv_path = os.path.join(data_dir, f"{split}.csv")
-    if paths.isfile(csv_path):
+    if annotation_file_exists(csv_path):
         return is_kinetics_csv(csv_path)
     return is_class_folder_dataset(data_dir)
 

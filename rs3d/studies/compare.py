@@ -26,9 +26,11 @@ class SpeedBudget:
     train_batch: int = 2
 
 
-def largest_batch_speed(path: str, opts: list[str], frames: int, crop: int, budget: SpeedBudget) -> tuple[float, int]:
-    """Inference clips/s at the largest batch (doubling up to ``max_batch``) that still runs; (speed, batch)."""
-    best, best_batch, batch = 0.0, 0, 2
+def largest_batch_speed(path: str, opts: list[str], frames: int, crop: int, budget: SpeedBudget
+                        ) -> tuple[float | None, int | None]:
+    """Inference clips/s at the largest batch (2, 4, 8... up to ``max_batch``; 1 when that is 1) that still runs;
+    (speed, batch), or (None, None) when none ran, never a made-up 0 clips/s."""
+    best, best_batch, batch = 0.0, 0, min(2, budget.max_batch)
     factory = functools.partial(build_for_clip, path, opts, frames, crop)
     while batch <= budget.max_batch:
         fast = budget.device.startswith("cuda")
@@ -39,7 +41,7 @@ def largest_batch_speed(path: str, opts: list[str], frames: int, crop: int, budg
         if result["clips_per_s"] > best:
             best, best_batch = result["clips_per_s"], batch
         batch *= 2
-    return best, best_batch
+    return (best, best_batch) if best_batch else (None, None)
 
 
 def compare_row(path: str, opts: list[str], budget: SpeedBudget, name: str | None = None,
