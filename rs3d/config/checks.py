@@ -107,7 +107,8 @@ RS_DEPTHS = (50, 101, 152, 200, 270, 350, 420)
 #: key -> what it accepts. Keys missing from the config (an older defaults file) are skipped.
 RULES: dict[str, Choice | Number | Numbers] = {
     # model
-    "MODEL.NUM_CLASSES": _count(),
+    # at most MAX_CLASSES: a checkpoint or config asking for 10^8 classes is a mistake, not a 200 GB head to allocate
+    "MODEL.NUM_CLASSES": Number(0, MAX_CLASSES, integer=True),
     "MODEL.DROPOUT_RATE": _fraction(open_high=True),
     "MODEL.INIT.INFLATE": Choice(("mean", "center")),
     "MODEL.INIT.FREEZE_STAGES": Number(-1, integer=True),
@@ -120,6 +121,10 @@ RULES: dict[str, Choice | Number | Numbers] = {
     "MODEL.RESNET3D.STEM_TEMPORAL_STRIDE": _positive_int(),
     "MODEL.RESNET3D.STEM_POOL": Choice(("max", "conv")),
     "MODEL.RESNET3D.POOL_TEMPORAL_STRIDE": _positive_int(),
+#: The most classes a model may have: 100000 is 4.5x the largest label sets models are trained on (ImageNet-21k's
+#: 21841 classes, JFT's ~18k) and a 0.8 GB classifier at 2048 features.
+MAX_CLASSES = 100_000
+
     "MODEL.RESNET3D.TEMPORAL_KERNELS": Numbers(_positive_int()),
     "MODEL.RESNET3D.TEMPORAL_STRIDES": Numbers(_positive_int()),
     "MODEL.RESNET3D.SPATIAL_STRIDES": Numbers(_positive_int()),
