@@ -63,6 +63,28 @@ def test_rotated_video_is_decoded_upright(video_dir):
     np.testing.assert_array_equal(np.rot90(stored, k=1, axes=(1, 2)), frames)
 
 
+def test_open_video_routes_a_video_by_the_backends_capabilities(video_dir, monkeypatch):
+    from types import SimpleNamespace
+
+    from rs3d.data.decoders import Capabilities, DecordReader, registry
+
+    monkeypatch.setattr(registry, "_BACKENDS", dict(registry._BACKENDS))  # leave the real registry as it was
+    opened = []
+
+    @registry.register_backend("local_plain", Capabilities(seek=True))
+    class LocalPlain:
+        def __init__(self, path, size=None, info=None):
+            opened.append(path)
+
+    assert isinstance(open_video(video_dir["good"], "local_plain"), LocalPlain) and opened == [video_dir["good"]]
+    rotated = probe_video(video_dir["rotated"])
+    assert isinstance(open_video(video_dir["rotated"], "local_plain", info=rotated), PyAVReader)  # turns it upright
+    monkeypatch.setattr(registry, "paths", SimpleNamespace(is_local=lambda path: False))  # as if on another store
+    assert isinstance(open_video(video_dir["good"], "local_plain"), DecordReader)  # takes file objects
+    assert opened == [video_dir["good"]]
+    assert registry.default_backends() == ("decord", "pyav")  # registered, but only used when named
+
+
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
 @pytest.mark.parametrize("kind", ["missing", "empty", "text", "audio_only", "truncated"])
 def test_unopenable_files_raise_one_error_type(video_dir, backend, kind):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from rs3d.data.decoders.base import VideoInfo, VideoReader
 from rs3d.data.decoders.probe import probe_video
+from rs3d.utils import paths
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,11 @@ class Backend:
     probe: Callable[[str], VideoInfo] | None = None
     default: bool = False
 
-    def suits(self, info: VideoInfo | None) -> bool:
-        """Whether this backend reads ``info``'s video as it should: upright, and skipping frames where the video
-        allows it. Unknown facts (no ``info``) suit every backend."""
+    def suits(self, info: VideoInfo | None, local: bool = True) -> bool:
+        """Whether this backend reads the video as it should: off local disk only if it takes file objects, upright,
+        and skipping frames where the video allows it. Unknown facts (no ``info``) suit every backend."""
+        if not local and not self.capabilities.file_objects:
+            return False
         if info is None:
             return True
         return (self.capabilities.rotation or info.rotation == 0) and (
@@ -101,12 +104,13 @@ def open_video(path: str, backend: str | None = None, size: tuple[int, int] | No
     """Open ``path`` with ``backend`` (default: the first default backend); ``size`` = (H, W) as displayed resizes
     every frame at decode time, ``info`` (from :func:`~rs3d.data.decoders.probe.probe_video`) saves a probe.
 
-    A video the backend cannot read as it should (see :meth:`Backend.suits`: rotated, or with skippable odd frames)
-    goes to the highest-priority backend that can, so every backend returns the same frames.
+    A video the backend cannot read as it should (see :meth:`Backend.suits`: off local disk, rotated, or with
+    skippable odd frames) goes to the highest-priority backend that can, so every backend returns the same frames.
     """
+    local = paths.is_local(path)
     chosen = get_backend(backend or default_backends()[0])
-    if not chosen.suits(info):
-        chosen = next((b for b in map(get_backend, available_backends()) if b.suits(info)), chosen)
+    if not chosen.suits(info, local):
+        chosen = next((b for b in map(get_backend, available_backends()) if b.suits(info, local)), chosen)
     return chosen.reader(path, size, info)
 
 
