@@ -295,33 +295,6 @@ MUTATIONS: tuple[Mutation, ...] = (
              "names_file = os.path.join(data_dir, \"classnames.json\")",
              ("tests/data/test_splits.py::test_the_tools_read_labels_from_data_class_names_file_as_training_does",),
              "rs3d-check-data and rs3d-prepare-data label a Kinetics split differently from training"),
-    # ------------------------------------------------------------ one error: line per bad input (issue 25)
-    Mutation("lfs_pointer_not_recognised", "rs3d/checkpoint/kinds.py", "    if head.startswith(LFS_POINTER):",
-             "    if False:", ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[predict --checkpoint lfs]",),
-             "a Git LFS pointer named like a checkpoint is called text, not a pointer to pull"),
-    Mutation("output_dir_not_probed", "rs3d/utils/writable.py", "    reason = _probe(existing)\n    if reason:\n"
-             "        raise NotWritableError(f\"{path}: cannot write in", "    reason = None\n    if reason:\n"
-             "        raise NotWritableError(f\"{path}: cannot write in",
-             ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[train OUTPUT_DIR read-only]",),
-             "a read-only or full OUTPUT_DIR is found only by the first write, without naming the key"),
-    Mutation("bom_kept", "rs3d/utils/text_files.py", 'return data.decode("utf-8-sig")', 'return data.decode("utf-8")',
-             ("tests/commands/test_bad_inputs.py::test_accepted_inputs",), "a CSV saved with a BOM names a missing first video"),
-    Mutation("csv_folder_read_as_class_folders", "rs3d/data/annotations.py",
-             "    if not paths.is_local(path) or not os.path.lexists(path):", "    if True:",
-             ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[train train.csv is a FIFO]",),
-             "a train.csv that is a folder or FIFO silently switches the dataset to class-folder mode"),
-    Mutation("duplicate_class_names_accepted", "rs3d/data/annotations.py", "        _refuse_repeats(path, data)\n", "",
-             ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[train duplicate class names]",), "two classes of one name are trained as different classes"),
-    Mutation("resume_checkpoints_not_checked_first", "rs3d/engine/preflight.py",
-             'CheckpointManager(os.path.join(cfg.OUTPUT_DIR, "checkpoints")).check_foreign()', "pass",
-             ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[auto-resume, newest checkpoint lfs]",),
-             "a run folder holding a Git LFS pointer is refused only after its log was appended to"),
-    Mutation("failed_first_start_leaves_a_folder", "rs3d/commands/train.py", "            forget_failed_start(cfg.OUTPUT_DIR)\n",
-             "            pass\n", ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[train latin-1 class names]",),
-             "a first run refused for its data leaves an OUTPUT_DIR behind"),
-    Mutation("compare_max_batch_1_times_nothing", "rs3d/studies/compare.py", "batch = 0.0, 0, min(2, budget.max_batch)",
-             "batch = 0.0, 0, 2", ("tests/commands/test_bad_inputs.py::test_largest_batch_speed_with_max_batch_1_is_measured_not_zero",),
-             "rs3d-compare --max-batch 1 reports 0.00 clips/s"),
 )
 
 
