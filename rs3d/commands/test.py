@@ -24,6 +24,7 @@ from rs3d.utils import paths
 from rs3d.utils.distributed import cleanup, init_distributed
 from rs3d.utils.precision import autocast_dtype
 from rs3d.utils.runtime import seed_everything
+from rs3d.utils.writable import check_output_folder
 
 
 def find_weights(cfg: CfgNode) -> str:
@@ -43,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.make_parser(__doc__, "rs3d-test")
     cli.add_config_arguments(parser)
     args, cfg = cli.parse_config(parser, argv)
+    check_output_folder(cfg.OUTPUT_DIR, "OUTPUT_DIR")  # the reports go there: know before the whole test runs
     dist = init_distributed(cfg.TRAIN.DEVICE, cfg.TRAIN.DIST_TIMEOUT_MINUTES)
     setup_logging(cfg.OUTPUT_DIR, dist.is_main)
     seed_everything(cfg.SEED)
