@@ -310,6 +310,37 @@ def find_problems(root: str = ROOT, mutations: tuple[Mutation, ...] = MUTATIONS)
         count = text.count(m.original)
         if count != 1:
             problems.append(f"{m.name}: the original snippet occurs {count} times in {m.path}")
+    # ------------------------------------------------------------ one error: line per bad input (issue 25)
+    Mutation("lfs_pointer_not_recognised", "rs3d/checkpoint/kinds.py", "    if head.startswith(LFS_POINTER):",
+             "    if False:", ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[predict --checkpoint lfs]",),
+             "a Git LFS pointer named like a checkpoint is called text, not a pointer to pull"),
+    Mutation("output_dir_not_probed", "rs3d/utils/writable.py", "    reason = _probe(existing)\n    if reason:\n"
+             "        raise NotWritableError(f\"{path}: cannot write in", "    reason = None\n    if reason:\n"
+             "        raise NotWritableError(f\"{path}: cannot write in",
+             ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[train OUTPUT_DIR read-only]",),
+             "a read-only or full OUTPUT_DIR is found only by the first write, without naming the key"),
+    Mutation("bom_kept", "rs3d/utils/text_files.py", 'return data.decode("utf-8-sig")', 'return data.decode("utf-8")',
+             ("tests/commands/test_bad_inputs.py::test_accepted_inputs",), "a CSV saved with a BOM names a missing first video"),
+    Mutation("csv_folder_read_as_class_folders", "rs3d/data/annotations.py",
+             "    if not paths.is_local(path) or not os.path.lexists(path):", "    if True:",
+             ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[train train.csv is a FIFO]",),
+             "a train.csv that is a folder or FIFO silently switches the dataset to class-folder mode"),
+    Mutation("duplicate_class_names_accepted", "rs3d/data/annotations.py", "        _refuse_repeats(path, data)\n", "",
+             ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[train duplicate class names]",), "two classes of one name are trained as different classes"),
+    Mutation("resume_checkpoints_not_checked_first", "rs3d/engine/preflight.py",
+             'CheckpointManager(os.path.join(cfg.OUTPUT_DIR, "checkpoints")).check_foreign()', "pass",
+             ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[auto-resume, newest checkpoint lfs]",),
+             "a run folder holding a Git LFS pointer is refused only after its log was appended to"),
+    Mutation("failed_first_start_leaves_a_folder", "rs3d/commands/train.py", "            forget_failed_start(cfg.OUTPUT_DIR)\n",
+             "            pass\n", ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[train latin-1 class names]",),
+             "a first run refused for its data leaves an OUTPUT_DIR behind"),
+    Mutation("compare_max_batch_1_times_nothing", "rs3d/studies/compare.py", "batch = 0.0, 0, min(2, budget.max_batch)",
+             "batch = 0.0, 0, 2", ("tests/commands/test_bad_inputs.py::test_largest_batch_speed_with_max_batch_1_is_measured_not_zero",),
+             "rs3d-compare --max-batch 1 reports 0.00 clips/s"),
+    Mutation("demo_bars_from_the_windows", "rs3d/inference/demo.py",
+             "result = DemoResult(labels=dict(whole.top),", "result = DemoResult(labels=dict(windows.top),",
+             ("tests/inference/test_demo.py::test_analysis_matches_rs3d_predict_for_the_same_video",),
+             "the demo page's bars are the sliding windows' mean, not the multi-view answer rs3d-predict gives"),
         if m.original == m.mutated:
             problems.append(f"{m.name}: the mutation changes nothing")
         for test in m.tests:
