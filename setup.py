@@ -53,6 +53,8 @@ setup(
         "test": ["pytest>=8", "pytest-timeout>=2.1", "timm>=1.0", "selenium>=4.11"],
         # rs3d-demo's web page (Gradio 6: the theme is given to launch())
         "demo": ["gradio>=6"],
+        # TRAIN.LOGGERS wandb (Weights & Biases)
+        "trackers": ["wandb>=0.21"],
     },
     entry_points={"console_scripts": [f"{name}=rs3d.commands.{module}:console_main"
                                       for name, module in COMMANDS.items()]},

@@ -168,7 +168,7 @@ def test_preemption_flag_reduced_on_nccl_without_a_step_sync():
     """The stop flag's all-reduce on NCCL, read one step later from pinned memory."""
     from types import SimpleNamespace
 
-    from rs3d.engine.preemption import PreemptionHook
+    from rs3d.engine.hooks.preemption import PreemptionHook
 
     with nccl_group():
         hook = PreemptionHook()

@@ -90,6 +90,24 @@ class Numbers:
         return None
 
 
+@dataclass(frozen=True)
+class Choices:
+    """A list of distinct entries, each one of ``values`` (e.g. TRAIN.LOGGERS)."""
+
+    values: tuple
+
+    def problem(self, value: Any) -> str | None:
+        entries = list(value) if isinstance(value, (list, tuple)) else None
+        if entries is None:
+            return f"{value!r} is not a list of {', '.join(self.values)}"
+        for entry in entries:
+            if not isinstance(entry, str) or entry not in self.values:
+                return f"{value!r}: {entry!r} is not one of {', '.join(self.values)}"
+        if len(set(entries)) != len(entries):
+            return f"{value!r} names an entry twice"
+        return None
+
+
 def _positive_int() -> Number:
     return Number(1, integer=True)
 
@@ -105,7 +123,7 @@ def _fraction(open_high: bool = False) -> Number:
 RS_DEPTHS = (50, 101, 152, 200, 270, 350, 420)
 
 #: key -> what it accepts. Keys missing from the config (an older defaults file) are skipped.
-RULES: dict[str, Choice | Number | Numbers] = {
+RULES: dict[str, Choice | Choices | Number | Numbers] = {
     # model
     # at most MAX_CLASSES: a checkpoint or config asking for 10^8 classes is a mistake, not a 200 GB head to allocate
     "MODEL.NUM_CLASSES": Number(0, MAX_CLASSES, integer=True),
@@ -183,6 +201,7 @@ MAX_CLASSES = 100_000
     "TRAIN.COMPILE_SCOPE": Choice(("regional", "whole")),
     "TRAIN.PRECISE_BN_BATCHES": _positive_int(),
     "TRAIN.LOG_PERIOD": _positive_int(),
+    "TRAIN.LOGGERS": Choices(("tensorboard", "wandb")),  # rs3d.engine.hooks.trackers.TRACKERS
     "TRAIN.DEVICE": Choice(("auto", "cuda", "cpu")),
     "TRAIN.DIST_TIMEOUT_MINUTES": Number(0, open_low=True),
     "TEST.BATCH_SIZE": _positive_int(),

@@ -232,6 +232,9 @@ _C.TRAIN.PRECISE_BN = False
 _C.TRAIN.PRECISE_BN_BATCHES = 200
 # Log one line every this many iterations.
 _C.TRAIN.LOG_PERIOD = 20
+# Where scalars go besides log.txt and metrics.jsonl: any of tensorboard, wandb (Weights & Biases; needs
+# pip install rs3d[trackers]; $WANDB_PROJECT, WANDB_MODE=offline). Each receives the same scalars.
+_C.TRAIN.LOGGERS = ["tensorboard"]
 # Device: "auto" (CUDA when available), "cuda" or "cpu".
 _C.TRAIN.DEVICE = "auto"
 # How long a collective may wait for the slowest rank before the job fails (minutes). NCCL's default is 10,

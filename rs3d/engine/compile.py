@@ -25,13 +25,11 @@ pieces between BN layers, which keeps the fusions inside them and runs SyncBN ea
 from __future__ import annotations
 
 import logging
-import time
 from typing import Literal
 
 import torch
 from torch import nn
 
-from rs3d.engine.hooks import HookBase
 from rs3d.models.regions import compile_regions
 
 logger = logging.getLogger("rs3d")
@@ -77,24 +75,3 @@ def compile_training_net(net: nn.Module, model: nn.Module, backend: str | object
     logger.info("TRAIN.COMPILE: %d regions (stem and blocks) compile on first use", len(regions))
     return net
 
-
-class CompileTimeHook(HookBase):
-    """Logs how long the first training step took (it compiles the forward and backward graphs) against the
-    second, so the cost of ``TRAIN.COMPILE`` is visible in the log."""
-
-    def __init__(self, scope: str) -> None:
-        self.scope = scope
-        self.times: list[float] = []
-        self._start = 0.0
-
-    def before_step(self) -> None:
-        if len(self.times) < 2:
-            self._start = time.perf_counter()
-
-    def after_step(self) -> None:
-        if len(self.times) >= 2:
-            return
-        self.times.append(time.perf_counter() - self._start)
-        if len(self.times) == 2:
-            logger.info("TRAIN.COMPILE (%s): the first step took %.1f s including compilation, the second %.2f s",
-                        self.scope, *self.times)

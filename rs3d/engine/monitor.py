@@ -1,4 +1,8 @@
-"""Watching a run: log lines (or a progress line on a terminal), metrics.jsonl and TensorBoard; rank 0 only.
+"""Watching a run: log lines (or a progress line on a terminal), metrics.jsonl and scalar writers (TensorBoard, and
+the experiment trackers of ``rs3d.engine.hooks.trackers``); rank 0 only.
+
+Every scalar goes through :meth:`Monitor.scalars`: one record in metrics.jsonl, and the same numbers, tagged
+``split/key`` by :func:`tagged_scalars`, to every writer, so TensorBoard and a tracker always show the same values.
 
 OUTPUT_DIR may be on any iopath handler: log.txt and metrics.jsonl go through ``rs3d.utils.appending`` (uploaded
 whole every 30 s and at the end there), TensorBoard's event files are written to a local folder and uploaded
@@ -14,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from rs3d.evaluation.reports import read_metrics
 from rs3d.utils import paths
@@ -103,8 +107,49 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
+class ScalarWriter(Protocol):
+    """Where the monitor sends scalars besides metrics.jsonl: ``write`` gets ``{"split/key": value}`` at a step."""
+
+    def write(self, step: int, scalars: dict[str, float]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def tagged_scalars(values: dict, prefix: str) -> dict[str, float]:
+    """The numbers of one record, tagged ``prefix/key``: what every writer receives (strings and lists stay in
+    metrics.jsonl only)."""
+    return {f"{prefix}/{key}": value for key, value in values.items() if isinstance(value, (int, float))}
+
+
+class TensorBoardWriter:
+    """TensorBoard event files in ``target``; off local disk they are written to a local folder and uploaded at
+    close."""
+
+    def __init__(self, target: str) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.target = target
+        self.local = None if paths.is_local(target) else tempfile.mkdtemp(prefix="rs3d-tensorboard-")
+        self.writer = SummaryWriter(self.local or target)
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+        if self.local:
+            upload_tree(self.local, self.target)
+            shutil.rmtree(self.local, ignore_errors=True)
+
+
 class Monitor:
-    """Receives scalars and writes them to the log, metrics.jsonl and TensorBoard (no-ops off rank 0).
+    """Receives scalars and writes them to the log, metrics.jsonl and the writers (no-ops off rank 0).
 
     In-epoch lines become a live progress line only when stderr, where they go, is a terminal, sized from that
     terminal; piped or redirected (``| tee``, a batch system's log), every line is a plain log line.
@@ -119,14 +164,10 @@ class Monitor:
         #: Every record of the run so far (a resumed run's earlier ones too), for pictures of the run.
         self.records: list[dict] = read_metrics(metrics) if enabled and paths.isfile(metrics) else []
         self._jsonl = open_append(metrics) if enabled else None
-        self._tb = None
-        self._tb_target, self._tb_local = os.path.join(output_dir, "tensorboard"), None
+        #: Where scalars go besides metrics.jsonl: TensorBoard (unless ``tensorboard`` is False), then trackers.
+        self.writers: list[ScalarWriter] = []
         if enabled and tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            if not paths.is_local(self._tb_target):  # TensorBoard writes by itself: a local folder, uploaded at close
-                self._tb_local = tempfile.mkdtemp(prefix="rs3d-tensorboard-")
-            self._tb = SummaryWriter(self._tb_local or self._tb_target)
+            self.writers.append(TensorBoardWriter(os.path.join(output_dir, "tensorboard")))
 
     @property
     def tty(self) -> bool:
@@ -144,10 +185,20 @@ class Monitor:
         self.records.append(record)
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
-        if self._tb is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)):
-                    self._tb.add_scalar(f"{prefix}/{key}", value, step)
+        if self.writers:
+            tagged = tagged_scalars(values, prefix)
+            for writer in self.writers:
+                writer.write(step, tagged)
+
+    def add_writer(self, writer: ScalarWriter) -> None:
+        """Send every later scalar to ``writer`` too (an experiment tracker); nothing off rank 0."""
+        if self.enabled:
+            self.writers.append(writer)
+
+    def remove_writer(self, writer: ScalarWriter) -> None:
+        """Stop sending scalars to ``writer`` (its owner closes it)."""
+        if writer in self.writers:
+            self.writers.remove(writer)
 
     def line(self, text: str, final: bool = True) -> None:
         """A log line; on a terminal, in-epoch lines overwrite each other like a progress bar."""
@@ -169,21 +220,18 @@ class Monitor:
             self._jsonl.flush()
             if isinstance(self._jsonl, SyncedAppendFile):
                 self._jsonl.sync()
-        if self._tb is not None:
-            self._tb.flush()
+        for writer in self.writers:
+            writer.flush()
         if self.enabled:
             sync_log_files()
 
     def close(self) -> None:
-        """Close metrics.jsonl and TensorBoard and bring log.txt up to date (uploading them off local disk)."""
+        """Close metrics.jsonl and the writers and bring log.txt up to date (uploading them off local disk)."""
         if self._jsonl is not None:
             self._jsonl.close()
             self._jsonl = None
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
-            if self._tb_local:
-                upload_tree(self._tb_local, self._tb_target)
-                shutil.rmtree(self._tb_local, ignore_errors=True)
+        writers, self.writers = self.writers, []
+        for writer in writers:
+            writer.close()
         if self.enabled:
             sync_log_files()

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
-import weakref
 from collections.abc import Iterable
 
 import torch
+import yaml
 from fvcore.common.config import CfgNode
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -37,33 +36,44 @@ from rs3d.data import (
 from rs3d.data.batch import ClipBatch
 from rs3d.data.build import backends
 from rs3d.data.workers import describe_num_workers, resolve_num_workers
-from rs3d.engine.compile import CompileTimeHook, compile_training_net
-from rs3d.engine.debug_hooks import CrashAtStepHook
-from rs3d.engine.diagnosis import InputBoundHook
+from rs3d.engine.compile import compile_training_net
 from rs3d.engine.ema import ModelEma
-from rs3d.engine.hooks import (
-    CheckpointHook,
-    EMAHook,
-    EvalHook,
-    HookBase,
-    PreciseBNHook,
-    ProgressHook,
-    RankSeedHook,
-)
+from rs3d.engine.hooks.base import HookBase, TrainerView
+from rs3d.engine.hooks.checkpointing import CheckpointHook
+from rs3d.engine.hooks.debug import CrashAtStepHook
+from rs3d.engine.hooks.diagnosis import CompileTimeHook, InputBoundHook
+from rs3d.engine.hooks.evaluation import EvalHook, PreciseBNHook
+from rs3d.engine.hooks.pictures import CurvesHook
+from rs3d.engine.hooks.preemption import PreemptionHook
+from rs3d.engine.hooks.progress import ProgressHook
+from rs3d.engine.hooks.step import EMAHook, RankSeedHook
+from rs3d.engine.hooks.trackers import build_tracker_hooks
 from rs3d.engine.loader_guard import LoaderGuard
 from rs3d.engine.monitor import Monitor
 from rs3d.engine.optim import build_optimizer, build_scheduler, scaled_lr
-from rs3d.engine.pictures import CurvesHook
-from rs3d.engine.preemption import PreemptionHook
-from rs3d.evaluation import SmoothedValue
 from rs3d.models import build_model
 from rs3d.models.registry import available_archs
+from rs3d.utils import paths
 from rs3d.utils.distributed import DistInfo, init_distributed
 from rs3d.utils.errors import RunStoppedError
 from rs3d.utils.precision import autocast, autocast_dtype
 from rs3d.utils.runtime import limit_cpu_threads, seed_everything
 
 logger = logging.getLogger("rs3d")
+
+
+#: Checkpoint keys of older versions that are now a hook's state: old key -> (hook name, key in its state).
+LEGACY_HOOK_KEYS = {"best": ("CheckpointHook", "best")}
+
+
+def hook_states_of(state: dict) -> dict[str, dict]:
+    """The hook states of a checkpoint; one written before hooks kept their own state has them at its top level
+    (``best``), which is mapped to the hook that now owns it."""
+    states = {name: dict(hook_state) for name, hook_state in (state.get("hooks") or {}).items()}
+    for key, (hook, field) in LEGACY_HOOK_KEYS.items():
+        if key in state and field not in states.get(hook, {}):
+            states.setdefault(hook, {})[field] = state[key]
+    return states
 
 
 class NonFiniteLossError(RunStoppedError, FloatingPointError):
@@ -76,7 +86,11 @@ class NonFiniteStateError(NonFiniteLossError):
 
 class TrainerBase:
     """Epochs of steps with hooks around them. Subclasses set ``start_epoch``, ``max_epoch`` and
-    ``iters_per_epoch`` and implement :meth:`epoch_batches`, :meth:`run_step` and :meth:`end_epoch`."""
+    ``iters_per_epoch`` and implement :meth:`epoch_batches`, :meth:`run_step` and :meth:`end_epoch`.
+
+    Hooks read the trainer through a :class:`~rs3d.engine.hooks.base.TrainerView` and never set its attributes;
+    a hook adds to the run's record only through :meth:`add_results`, and keeps its own state (with its
+    ``state_dict`` if it must survive a resume: :meth:`hook_states`, :meth:`load_hook_states`)."""
 
     def __init__(self) -> None:
         self.hooks: list[HookBase] = []
@@ -92,8 +106,38 @@ class TrainerBase:
         """Append hooks (None entries are skipped); they run in this order at every moment."""
         for hook in hooks:
             if hook is not None:
-                hook.trainer = weakref.proxy(self)  # no reference cycle between trainer and hooks
+                hook.trainer = TrainerView(self)  # read-only, and no reference cycle between trainer and hooks
                 self.hooks.append(hook)
+
+    def add_results(self, results: dict) -> None:
+        """Add a hook's results for the epoch that just ended (e.g. validation top-1) to :attr:`epoch_summary`,
+        which the history, the next checkpoint and the hooks after it see. A key the summary holds already is
+        refused: no hook overwrites the training numbers or another hook's."""
+        clash = sorted(set(results) & set(self.epoch_summary))
+        if clash:
+            raise ValueError(f"epoch {self.epoch + 1} already has {', '.join(clash)}; results are added once")
+        self.epoch_summary.update(results)
+
+    def hook_states(self) -> dict[str, dict]:
+        """Every hook's non-empty ``state_dict``, by hook name (what a checkpoint stores under "hooks")."""
+        states: dict[str, dict] = {}
+        for hook in self.hooks:
+            state = hook.state_dict()
+            if state:
+                if hook.name in states:
+                    raise ValueError(f"two hooks named {hook.name} keep state; give one another name")
+                states[hook.name] = state
+        return states
+
+    def load_hook_states(self, states: dict[str, dict]) -> None:
+        """Give each hook its state from :meth:`hook_states` of an earlier run (hooks not named there keep theirs;
+        states of hooks this run does not have are left, with a log line)."""
+        by_name = {hook.name: hook for hook in self.hooks}
+        for name, state in states.items():
+            if name in by_name:
+                by_name[name].load_state_dict(state)
+            else:
+                logger.info("the checkpoint's state of hook %s is not used: this run has no such hook", name)
 
     def call_hooks(self, moment: str) -> None:
         for hook in self.hooks:
@@ -177,6 +221,19 @@ class Trainer(TrainerBase):
 
     Override ``build_model``, ``build_optimizer``, ``build_scheduler``, ``build_criterion``,
     ``build_train_loader``, ``build_train_inputs``, ``build_val_loader`` or ``build_hooks`` to change one piece.
+
+    What hooks may read (``self.trainer.X``; they never set an attribute, and mutate only what the object offers
+    for it, e.g. ``monitor``'s methods):
+
+    - position: ``epoch``, ``iter``, ``step``, ``stepped``, ``start_epoch``, ``max_epoch``, ``iters_per_epoch``,
+      ``is_last_epoch``, ``completed``, ``last_saved``;
+    - the run: ``dist``, ``device``, ``amp_dtype``, ``batch_size``, ``output_dir``, ``model``, ``ema``,
+      ``optimizer``, ``train_loader``, ``val_loader``, ``train_inputs`` (callable on a batch), ``normalizer``,
+      ``skips``, ``monitor``, ``checkpoints``;
+    - the record: ``epoch_summary`` (this epoch's, once it ended) and ``history``.
+
+    What hooks may call: :meth:`add_results`, :meth:`save_checkpoint`, :meth:`export_state`,
+    :meth:`check_finite`, :meth:`epoch_means` and :meth:`stop_requested`.
     """
 
     def __init__(self, cfg: CfgNode, dist: DistInfo | None = None):
@@ -202,9 +259,8 @@ class Trainer(TrainerBase):
         self.train_inputs = self.build_train_inputs(cfg)
         self.normalizer = self.train_inputs.normalizer  # validation normalises alike
         self.skips = SkipTracker()
-        self.monitor = Monitor(cfg.OUTPUT_DIR, self.dist.is_main)
+        self.monitor = Monitor(cfg.OUTPUT_DIR, self.dist.is_main, tensorboard="tensorboard" in cfg.TRAIN.LOGGERS)
         self.checkpoints = CheckpointManager(os.path.join(cfg.OUTPUT_DIR, "checkpoints"), cfg.TRAIN.KEEP_CHECKPOINTS)
-        self.best = -math.inf
         self.last_saved: tuple[int, int] | None = None  # (epochs, iterations) of the last checkpoint written
         self._resumed_epoch: dict | None = None  # running sums of a mid-epoch checkpoint
         if cfg.TRAIN.ENABLE:
@@ -250,8 +306,9 @@ class Trainer(TrainerBase):
         return nn.CrossEntropyLoss(label_smoothing=cfg.SOLVER.LABEL_SMOOTHING)
 
     def build_hooks(self, cfg: CfgNode) -> list[HookBase | None]:
-        """EMA, precise BN, validation, checkpoints, the progress line and metrics, then the preemption handler
-        (in that order), plus the crash injection of :mod:`rs3d.engine.debug_hooks` when its variable is set."""
+        """EMA, precise BN, validation, checkpoints, the progress line and metrics, the trackers of TRAIN.LOGGERS,
+        then the preemption handler (in that order), plus the crash injection of :mod:`rs3d.engine.hooks.debug`
+        when its variable is set."""
         return [
             RankSeedHook(cfg.SEED, self.dist.rank) if self.dist.distributed else None,
             EMAHook() if self.ema else None,
@@ -261,6 +318,9 @@ class Trainer(TrainerBase):
             CheckpointHook(self.checkpoints, cfg.TRAIN.CHECKPOINT_PERIOD,
                            os.path.join(cfg.OUTPUT_DIR, "model_final.pyth"), cfg.TRAIN.CHECKPOINT_PERIOD_ITERS),
             ProgressHook(cfg.TRAIN.LOG_PERIOD),
+            *build_tracker_hooks(cfg.TRAIN.LOGGERS, os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)),
+                                 yaml.safe_load(self.config_text),
+                                 cfg.OUTPUT_DIR if paths.is_local(cfg.OUTPUT_DIR) else None),
             InputBoundHook(cfg.TRAIN.BATCH_SIZE, self.num_workers, cfg.DATA_LOADER.PREFETCH_FACTOR,
                            self.augment_on_device),
             PreemptionHook(),
@@ -306,7 +366,7 @@ class Trainer(TrainerBase):
         return {**mid_epoch,
             "model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "epoch": epoch, "step": self.step, "best": self.best,
+            "scaler": self.scaler.state_dict(), "epoch": epoch, "step": self.step, "hooks": self.hook_states(),
             "rng": rng_state(), "config": self.config_text, "class_names": self.class_names,
             "arch": self.arch, "history": self.history,
         }
@@ -346,7 +406,8 @@ class Trainer(TrainerBase):
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.start_epoch, self.step, self.best = state["epoch"], state["step"], state["best"]
+        self.start_epoch, self.step = state["epoch"], state["step"]
+        self.load_hook_states(hook_states_of(state))
         self.start_iter = int(state.get("iter", 0))
         self._resumed_epoch = state.get("epoch_sums")
         self.history = list(state.get("history", []))
@@ -395,7 +456,6 @@ class Trainer(TrainerBase):
         epoch's meters (or restores them from a mid-epoch checkpoint)."""
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        self.meters = {"data_time": SmoothedValue(), "step_time": SmoothedValue()}
         # Device-side sums: reading them forces a GPU sync, so that happens only on log steps.
         self._bad = torch.zeros((), dtype=torch.bool, device=self.device)
         self._correct = torch.zeros((), device=self.device)

@@ -172,7 +172,7 @@ def test_auto_workers_are_logged_at_start(toy_dir, tmp_path, caplog, monkeypatch
     from rs3d.engine import Trainer
 
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
-    from rs3d.engine.diagnosis import InputBoundHook, InputBoundReport
+    from rs3d.engine.hooks.diagnosis import InputBoundHook, InputBoundReport
 
     cfg = load_config(TOY, ["DATA.PATH_TO_DATA_DIR", toy_dir, "OUTPUT_DIR", str(tmp_path), "DATA.TOY_DATASET",
                             "False", "TRAIN.BATCH_SIZE", "8", "DATA.AUGMENT_ON_DEVICE", "True"])

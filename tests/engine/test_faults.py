@@ -14,7 +14,7 @@ from rs3d.checkpoint.io import CheckpointSaveError, load_checkpoint
 from rs3d.checkpoint.manager import CheckpointManager
 from rs3d.engine import HookBase, Trainer
 from rs3d.engine.monitor import Monitor
-from rs3d.engine.preemption import PreemptedError
+from rs3d.engine.hooks.preemption import PreemptedError
 
 
 def run(toy_dir, out, *opts, hooks=()):

@@ -4,7 +4,7 @@ import time
 
 import torch
 
-from rs3d.engine.diagnosis import InputBoundHook, InputBoundReport, advice
+from rs3d.engine.hooks.diagnosis import InputBoundHook, InputBoundReport, advice
 from rs3d.engine.trainer import TrainerBase
 
 

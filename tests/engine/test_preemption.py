@@ -121,7 +121,7 @@ def _signalled_rank_worker(rank, toy_dir, out, port):
     """Two gloo ranks; only rank 1 receives SIGUSR1 (after its 2nd step). Both must stop at the same step: the 3rd,
     since the flags reduced after step 2 are read after step 3 (no step waits for the reduction)."""
     from rs3d.engine import HookBase, Trainer
-    from rs3d.engine.preemption import PreemptedError
+    from rs3d.engine.hooks.preemption import PreemptedError
     from rs3d.utils.distributed import DistInfo
 
     class SignalRankOne(HookBase):
@@ -169,7 +169,7 @@ def test_stop_flag_is_read_one_step_after_its_reduction():
     import socket
     from types import SimpleNamespace
 
-    from rs3d.engine.preemption import PreemptionHook
+    from rs3d.engine.hooks.preemption import PreemptionHook
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

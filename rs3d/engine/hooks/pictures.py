@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from rs3d.engine.hooks import HookBase
+from rs3d.engine.hooks.base import HookBase
 from rs3d.evaluation.plots import plot_training_curves
 
 logger = logging.getLogger("rs3d")

@@ -1,4 +1,7 @@
-"""Is the run input-bound? Measures how long each step waited for its batch and says so plainly, with what to try.
+"""Speed diagnostics: is the run input-bound (``InputBoundHook``), and what did compilation cost
+(``CompileTimeHook``, with ``TRAIN.COMPILE``)?
+
+Input-bound: each step's wait for its batch is measured and reported plainly, with what to try.
 
 "GPU utilisation drops to 0% periodically" is the most common complaint about video training: the loader cannot
 decode and augment clips as fast as the GPU consumes them. The wait is the time ``next(loader)`` blocks, measured
@@ -11,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from rs3d.engine.hooks import HookBase
+from rs3d.engine.hooks.base import HookBase
 from rs3d.utils.runtime import available_cores
 
 logger = logging.getLogger("rs3d")
@@ -118,3 +121,25 @@ class InputBoundHook(HookBase):
 
     def message(self, report: InputBoundReport) -> str:
         return advice(report, self.threshold, self.num_workers, self.prefetch, self.augment_on_device)
+
+
+class CompileTimeHook(HookBase):
+    """Logs how long the first training step took (it compiles the forward and backward graphs) against the
+    second, so the cost of ``TRAIN.COMPILE`` is visible in the log."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self.times: list[float] = []
+        self._start = 0.0
+
+    def before_step(self) -> None:
+        if len(self.times) < 2:
+            self._start = time.perf_counter()
+
+    def after_step(self) -> None:
+        if len(self.times) >= 2:
+            return
+        self.times.append(time.perf_counter() - self._start)
+        if len(self.times) == 2:
+            logger.info("TRAIN.COMPILE (%s): the first step took %.1f s including compilation, the second %.2f s",
+                        self.scope, *self.times)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
-from rs3d.engine.hooks import HookBase
+from rs3d.engine.hooks.base import HookBase
 
 logger = logging.getLogger("rs3d")
 

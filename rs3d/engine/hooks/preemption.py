@@ -18,7 +18,7 @@ import threading
 
 import torch
 
-from rs3d.engine.hooks import HookBase
+from rs3d.engine.hooks.base import HookBase
 from rs3d.utils.errors import RunStoppedError
 
 logger = logging.getLogger("rs3d")
