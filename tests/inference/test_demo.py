@@ -7,13 +7,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, moving_frames, write_h264
 
 from rs3d.checkpoint import save_atomic
 from rs3d.commands import predict
@@ -45,9 +44,10 @@ def frames_of(path) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_analysis_matches_rs3d_predict_for_the_same_video(checkpoint, toy_dir, tmp_path, capsys):
-    video = sorted((Path(toy_dir) / "videos" / "val").glob("*/*.mp4"))[0]  # 16 frames at 30 fps: 0.53 s
-    window = ["--window-sec", "0.2", "--stride-sec", "0.1"]
+def test_analysis_matches_rs3d_predict_for_the_same_video(checkpoint, tmp_path, capsys):
+    # 2 s at 30 fps, longer than a clip (8 frames 4 apart: 29 frames), so windows and test views see different frames
+    video = write_h264(tmp_path / "moving.mp4", moving_frames(60, 48, 64))
+    window = ["--window-sec", "0.5", "--stride-sec", "0.25"]
     # rs3d-predict's answers: the multi-view top-5, and every class's probability per window (--topk 8)
     assert predict.main([str(video), "--checkpoint", checkpoint, "--output", str(tmp_path / "whole.json")]) == 0
     assert predict.main([str(video), "--checkpoint", checkpoint, "--topk", "8", *window, "--render",
@@ -57,7 +57,7 @@ def test_analysis_matches_rs3d_predict_for_the_same_video(checkpoint, toy_dir, t
     assert len(windows) >= 3
 
     predictor = Predictor(None, checkpoint, "cpu", topk=5)
-    result = analyse(predictor, str(video), str(tmp_path / "page"), 0.2, 0.1)
+    result = analyse(predictor, str(video), str(tmp_path / "page"), 0.5, 0.25)
     assert list(result.labels) == [t["name"] for t in whole]  # the bars: best first
     assert list(result.labels.values()) == pytest.approx([t["prob"] for t in whole], abs=1e-5)
     assert [row[:2] for row in result.timeline] == [[w["start"], w["end"]] for w in windows]
