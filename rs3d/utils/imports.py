@@ -17,35 +17,37 @@ class CustomImportError(UserInputError, ImportError):
     """A module named in ``CUSTOM_IMPORTS`` could not be imported; the message names it and why."""
 
 
-_IMPORTED: list[str] = []  # entries imported in this process, files as absolute paths, for worker processes
+#: (entry, folder) imported in this process, files as absolute paths, for worker processes to import them too.
+_IMPORTED: list[tuple[str, str]] = []
 
 
-def import_modules(names: Sequence[str]) -> list[ModuleType]:
-    """Import each entry: a module name (``mypkg.models``, found as ``python -m`` would, the current folder first
-    when it is not on the path yet) or a ``.py`` file (relative to the current folder), imported once per process."""
+def import_modules(names: Sequence[str], folder: str = "") -> list[ModuleType]:
+    """Import each entry: a module name (``mypkg.models``, found as ``python -m`` would, ``folder`` (default: the
+    current one) first when it is not on the path yet) or a ``.py`` file (relative to ``folder``), once per process."""
+    folder = folder or os.getcwd()
     modules = []
     for name in names:
-        entry = os.path.abspath(name) if name.endswith(".py") else name
+        entry = os.path.join(folder, name) if name.endswith(".py") else name
         try:
-            modules.append(_import_file(entry) if name.endswith(".py") else _import_name(name))
+            modules.append(_import_file(entry) if name.endswith(".py") else _import_name(name, folder))
         except CustomImportError:
             raise
         except Exception as exc:  # noqa: BLE001 - any error inside the user's module is reported with its name
             raise CustomImportError(f"CUSTOM_IMPORTS: cannot import {name!r}: {type(exc).__name__}: {exc}") from exc
-        if entry not in _IMPORTED:
-            _IMPORTED.append(entry)
+        if (entry, folder) not in _IMPORTED:
+            _IMPORTED.append((entry, folder))
     return modules
 
 
-def imported_modules() -> list[str]:
-    """The entries :func:`import_modules` imported in this process, for a worker process to import them too (a
-    spawned or forkserver worker does not inherit what they registered)."""
+def imported_modules() -> list[tuple[str, str]]:
+    """(entry, folder) of what :func:`import_modules` imported in this process, for a worker process to import them
+    too (``import_modules([entry], folder)``): a spawned or forkserver worker inherits nothing they registered."""
     return list(_IMPORTED)
 
 
-def _import_name(name: str) -> ModuleType:
-    if os.getcwd() not in sys.path and "" not in sys.path:  # console scripts do not put it there, python -m does
-        sys.path.append(os.getcwd())
+def _import_name(name: str, folder: str) -> ModuleType:
+    if folder not in sys.path and not (folder == os.getcwd() and "" in sys.path):  # python -m puts it there
+        sys.path.append(folder)
     return importlib.import_module(name)
 
 

@@ -120,8 +120,10 @@ def test_the_toy_backbone_and_backend_keep_their_contracts(tmp_path):
 def test_custom_imports_by_module_name_and_their_errors(tmp_path, monkeypatch):
     from rs3d.config import ConfigError, load_config
     from rs3d.models import available_archs
+    from rs3d.utils import imports
 
     monkeypatch.setattr(sys, "path", list(sys.path))  # the import adds the current folder; undo it afterwards
+    monkeypatch.setattr(imports, "_IMPORTED", [])  # and the record that later pools of this session would import
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rs3d_user_models.py").write_text(
         "from rs3d.models import register_model\n\n@register_model\ndef user_net_from_cwd(num_classes):\n"
@@ -150,8 +152,9 @@ def test_the_data_tools_worker_processes_import_the_custom_modules(tmp_path, mon
                       "def pool_probe_net(num_classes):\n    raise ValueError('never built')\n\n"
                       "def registered(_):\n    return 'pool_probe_net' in available_archs()\n")
     monkeypatch.setattr(imports, "_IMPORTED", [])  # later pools of this session do not import the probe
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the import adds tmp_path; undo it afterwards
     try:
-        [probe] = import_modules([str(module)])
+        [probe] = import_modules(["rs3d_pool_probe"], str(tmp_path))  # by name, from a folder off the worker's path
         assert run_in_pool(probe.registered, [0, 1], workers=1, on_failure=lambda item, why: why) == [True, True]
     finally:
         sys.modules.pop("rs3d_pool_probe", None)

@@ -62,11 +62,12 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def init_worker(handlers: Sequence = (), modules: Sequence[str] = ()) -> None:
+def init_worker(handlers: Sequence = (), modules: Sequence[tuple[str, str]] = ()) -> None:
     """Pool worker start: the parent's iopath handlers and CUSTOM_IMPORTS modules (a forkserver worker inherits
-    neither), quiet decoders."""
+    neither; ``modules`` from :func:`rs3d.utils.imports.imported_modules`), quiet decoders."""
     paths.register_handlers(list(handlers))
-    import_modules(modules)
+    for entry, folder in modules:
+        import_modules([entry], folder)
     quiet_decoders()
 
 
