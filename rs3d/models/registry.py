@@ -137,5 +137,19 @@ def check_backbone(model: nn.Module, num_classes: int, clip: tuple[int, int, int
         raise ValueError(f"{name}: compile_regions() must list modules")
 
 
+#: Names this module held before the registry moved here; they live in :mod:`rs3d.models.factory` now.
+_MOVED_TO_FACTORY = ("create_model", "get_config", "list_models", "keyword_to_key", "default_pretrained_source",
+                     "pretrained_folder_config")
+
+
+def __getattr__(name: str) -> Any:
+    """``from rs3d.models.registry import create_model`` keeps working (imported lazily: the factory imports this)."""
+    if name in _MOVED_TO_FACTORY:
+        from rs3d.models import factory
+
+        return getattr(factory, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _origin(fn: Any) -> tuple[str, str]:
     return getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn))

@@ -112,5 +112,8 @@ def test_the_registry_is_public_and_keeps_its_old_names():
     import rs3d
 
     assert rs3d.register_model is register_model is registry.register
+    from rs3d.models.registry import create_model as old_home  # where create_model lived before
+
+    assert old_home is rs3d.create_model
     assert rs3d.available_archs() == available_archs()
     assert torch.nn.Module in type(create_model("rs3d_tiny")).__mro__
