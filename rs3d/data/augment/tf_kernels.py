@@ -6,13 +6,14 @@ is the numpy twin of :mod:`~rs3d.data.augment.batch_kernels` (torch alone, whole
 the ops where it measurably wins on one clip. ``tools/benchmark_randaugment.py`` times both on one clip (columns
 "rs3d tf ms" and "batched kernel, 1 clip ms"); on a 32x3x224x224 clip, one thread, best-of-15 CPU ms, numpy vs
 batched: Equalize 6.9 vs 15.2, Solarize 0.12 vs 7.7, Brightness 2.2 vs 6.6, Color 6.5 vs 14.7, Sharpness 24 vs 360,
-Rotate 4.2 vs 12.1, ShearX 1.4 vs 11.4, ShearY 4.0 vs 12.0, TranslateX/Y 0.2-0.3 vs 11.5, Cutout 0.3 vs 6.1: these
-stay here. The batched kernel tied on AutoContrast (5.5 vs 5.3), Contrast (10.5 vs 10.5), SolarizeAdd (4.6 vs 4.3),
-Invert (0.16 vs 0.15) and Posterize (0.27 vs 0.39), so those ops run through it on one clip too (their numpy twins
-were removed; :data:`BATCHED_ON_ONE_CLIP`).
+Rotate 4.2 vs 12.1, ShearX 1.4 vs 11.4, ShearY 4.0 vs 12.0, TranslateX/Y 0.2-0.3 vs 11.5, Cutout 0.3 vs 6.1, and
+Contrast 10.8 vs 23.5 (median of 15; the best runs tie at 9.9 vs 11.1, but the batched kernel's clip-sized
+temporaries suffer on a busy machine): these stay here. The batched kernel ties on AutoContrast (median 5.7 vs 5.6),
+SolarizeAdd (5.2 vs 4.0), Invert (0.19 vs 0.21) and Posterize (0.31 vs 0.31), so those ops run through it on one
+clip too (their numpy twins were removed; :data:`BATCHED_ON_ONE_CLIP`).
 
-How the kept ones stay fast: Equalize is a 256-entry table per channel built with TF's formula and applied a few
-frames at a time; Brightness, Color and Sharpness blend in float32 a few frames at a time; Sharpness smooths with
+How the kept ones stay fast: Equalize and Contrast are 256-entry tables per channel (per frame and channel for
+Contrast, whose means TF sums by halving folds) built with TF's formula and applied a few frames at a time; Brightness, Color and Sharpness blend in float32 a few frames at a time; Sharpness smooths with
 integer box sums and replays TF's float32 accumulation only where the exact sum is a multiple of 13 (the only place
 where its truncation can differ); geometric ops are cached plans (:mod:`~rs3d.data.augment.plans`).
 """
@@ -42,7 +43,7 @@ from rs3d.data.augment.tf_spec import (
 __all__ = ["BATCHED_ON_ONE_CLIP", "tf_augment_op"]
 
 # Ops whose batched torch kernel is as fast on one clip as a numpy twin was (see the module docstring).
-BATCHED_ON_ONE_CLIP = frozenset({"AutoContrast", "Contrast", "SolarizeAdd", "Invert", "Posterize"})
+BATCHED_ON_ONE_CLIP = frozenset({"AutoContrast", "SolarizeAdd", "Invert", "Posterize"})
 _VALUES = np.arange(256, dtype=F32)
 
 
@@ -78,12 +79,14 @@ def tf_augment_op(video: torch.Tensor, op: str, magnitude: float, sign: float = 
         return _solarize(video, argument)
     if op == "Equalize":
         return _apply_tables(video, _equalize_table(video))
+    if op == "Contrast":
+        return _apply_tables(video, _contrast_table(video, argument))
     return by_frame_groups(video, lambda frames: _FRAMEWISE[op](frames, argument))
 
 
 def _apply_tables(video: torch.Tensor, tables: np.ndarray) -> torch.Tensor:
-    """Map values through one (1, 3, 256) table per channel, a few frames at a time (the int32 indices stay in
-    the CPU cache)."""
+    """Map values through one (1, 3, 256) table per channel or one (T, 3, 256) per frame and channel, a few frames
+    at a time (the int32 indices stay in the CPU cache)."""
     tables = torch.from_numpy(np.array(np.broadcast_to(tables, (len(video), 3, 256)), order="C")).view(-1)
     out = torch.empty_like(video)
     step = max(1, GROUP_ELEMENTS // video[0].numel())
@@ -105,6 +108,34 @@ def _equalize_table(video: torch.Tensor) -> np.ndarray:
         lut = (np.cumsum(hist) + step // 2) // max(step, 1)
         tables[0, c] = _VALUES if step == 0 else np.clip(np.concatenate([[0], lut[:-1]]), 0, 255)
     return tables
+
+
+def _contrast_table(video: torch.Tensor, factor: float) -> np.ndarray:
+    """``tf.image.adjust_contrast``: each frame's per-channel mean of the [0, 1] values, summed by TF's halving
+    folds, then mean + factor * (x - mean) saturated back to uint8 (one table per frame and channel)."""
+    means = np.empty((len(video) * 3, 1), dtype=F32)
+    step = max(1, GROUP_ELEMENTS // video[0].numel())
+    for first in range(0, len(video), step):
+        frames = video[first:first + step]
+        means[3 * first:3 * (first + len(frames))] = _fold_means(np.take(_VALUES * TO_FLOAT, frames.numpy()))
+    adjusted = means + F32(factor) * (_VALUES * TO_FLOAT - means)
+    return np.clip(adjusted * TO_UINT8, 0, 255).astype(np.uint8).reshape(len(video), 3, 256)
+
+
+def _fold_means(values: np.ndarray) -> np.ndarray:
+    """Mean of each (H, W) plane as AdjustContrastv2 sums it: the second half added onto the first, repeatedly."""
+    planes = values.reshape(-1, values.shape[-2] * values.shape[-1])
+    size = planes.shape[1]
+    right = size // 2
+    total = planes[:, size - right:] + planes[:, :right]
+    if size - right > right:
+        total = np.concatenate([total, planes[:, right:right + 1]], axis=1)
+    remaining = size - right
+    while remaining > 1:
+        right = remaining // 2
+        total[:, :right] += total[:, remaining - right:remaining]
+        remaining -= right
+    return total[:, :1] * (F32(1.0) / F32(size))
 
 
 def _solarize(video: torch.Tensor, threshold: int) -> torch.Tensor:
