@@ -1,4 +1,4 @@
-"""Scaling strategies (rs3d/scaling.py): generate configs along one axis or the paper's recommended path, and
+"""Scaling strategies (rs3d/studies/scaling.py): generate configs along one axis or the paper's recommended path, and
 print parameters, GFLOPs and measured latency, to show that FLOPs do not predict speed.
 
     python tools/scaling_table.py --axis width --write-configs configs/scaling     # one axis
