@@ -8,8 +8,12 @@ output size is given, so full-resolution frames are never materialised in Python
 
 Layout: :mod:`~rs3d.data.decoders.base` (stream facts, error, reader interface), :mod:`~rs3d.data.decoders.probe`
 (stream facts from the header), :mod:`~rs3d.data.decoders.registry` (``register_backend``, ``open_video``), one
-module per backend (:mod:`~rs3d.data.decoders.decord_backend`, :mod:`~rs3d.data.decoders.pyav_backend`).
+module per backend (:mod:`~rs3d.data.decoders.decord_backend`, :mod:`~rs3d.data.decoders.pyav_backend`). Every
+``*_backend`` module of this package is imported here, so a new backend is one new module and nothing else.
 """
+import importlib
+import pkgutil
+
 from rs3d.data.decoders.base import VideoDecodeError, VideoInfo, VideoReader
 from rs3d.data.decoders.decord_backend import DecordReader
 from rs3d.data.decoders.probe import probe_video
@@ -43,3 +47,7 @@ __all__ = [
     "quiet_backends",
     "register_backend",
 ]
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name.endswith("_backend"):
+        importlib.import_module(f"{__name__}.{_module.name}")
