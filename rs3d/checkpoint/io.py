@@ -115,11 +115,12 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu", allowed
         with torch.serialization.safe_globals(list(allowed_globals)), paths.open_seekable(path) as f:
             return torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))  # torch's "Unsupported global: GLOBAL builtins.print ..."
         allowed = f"tensors, plain containers and {allowed_text}" if allowed_text else "tensors and plain containers"
-        what = f"it references {found.group(1)}, which is not" if found else "it holds pickled objects or code"
-        raise CheckpointError(f"{path}: refused: {what} among {allowed} (loaded with weights_only=True, so nothing "
-                              "in it ran)") from None
+        what = (f"it references {found.group(1)}, which is not among" if found else
+                "it holds pickled objects or code beyond")
+        raise CheckpointError(f"{path}: refused: {what} {allowed} (loaded with weights_only=True, so nothing in it "
+                              "ran)") from None
     except (RuntimeError, EOFError, OSError, ValueError, IndexError) as exc:
         text = str(exc).strip().splitlines()
         raise CheckpointError(f"{path}: not a readable checkpoint ({text[0][:160] if text else type(exc).__name__})"

@@ -147,6 +147,13 @@ def digest(*folders: str | Path) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------- the inputs
+class RunsCode:
+    """Pickles as a call of os.system: a checkpoint that would run a command if it were unpickled unsafely."""
+
+    def __reduce__(self):
+        return os.system, ("touch HACKED",)
+
+
 def write_class_folder_data(root: Path, videos: list[str]) -> None:
     for i, name in enumerate(("a", "b")):
         (root / name).mkdir(parents=True)
@@ -180,6 +187,7 @@ def world(toy_dir, tmp_path_factory):
 
     model = build_model(cfg)
     torch.save({"model": model.state_dict(), "config": 42}, fx / "config42.pyth")
+    torch.save({"model": model.state_dict(), "hook": RunsCode()}, fx / "code.pyth")
     huge = cfg.clone()
     huge.defrost()
     huge.MODEL.NUM_CLASSES = 100_000_000
@@ -292,6 +300,8 @@ CASES = [
                                                                  "OUTPUT_DIR", f"{{root}}/resume_{kind}"],
            KIND_MESSAGES[kind], setup=with_junk_checkpoint(kind), watch=[f"{{root}}/resume_{kind}"])
       for kind in ("text", "lfs")],
+    Case("predict --checkpoint that would run code", "predict", ["{video}", "--checkpoint", "{fx}/code.pyth"],
+         "code.pyth: refused: it references posix.system, which is not among tensors"),
     # checkpoints whose config is bad, and weights that do not fit
     Case("predict: a checkpoint whose config is 42", "predict", ["{video}", "--checkpoint", "{fx}/config42.pyth"],
          "config42.pyth (stored config): expected the text of a YAML config, got int"),
@@ -415,6 +425,7 @@ def test_one_error_line_and_nothing_changed(world, case):
     else:
         assert fill(case.expect, world) in result.err
     assert digest(*watched) == before
+    assert not (world["root"] / "scratch" / "HACKED").exists()  # no checkpoint ran its code
     created = {p for p in world["root"].iterdir()} - new_outputs
     allowed = {Path(fill(w, world)) for w in case.watch}
     assert not {p for p in created if p not in allowed and p.name != "unreadable.json"}, created
