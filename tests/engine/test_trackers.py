@@ -64,9 +64,12 @@ def expected_rows(metrics_path):
     return rows
 
 
-def run_file(wandb_dir, run_id=None):
-    files = sorted(glob.glob(os.path.join(wandb_dir, "wandb", f"offline-run-*-{run_id or '*'}", "run-*.wandb")))
-    return files
+def run_files(wandb_dir, run_id=None):
+    """The offline run files, once wandb's service process (which writes them) has shut down and closed them."""
+    import wandb
+
+    wandb.teardown()
+    return sorted(glob.glob(os.path.join(wandb_dir, "wandb", f"offline-run-*-{run_id or '*'}", "run-*.wandb")))
 
 
 @pytest.fixture
@@ -101,7 +104,7 @@ def test_wandb_gets_the_scalars_of_metrics_jsonl_and_tensorboard_across_a_stop_a
     with pytest.raises(PreemptedError):
         first.train()
     first.monitor.close()
-    [stopped] = run_file(offline_wandb)
+    [stopped] = run_files(offline_wandb)
     records = read_wandb_records(stopped)
     kinds = [r.WhichOneof("record_type") for r in records]
     assert "preempting" in kinds and kinds[-1] == "exit" and records[-1].exit.exit_code == 1  # closed on the stop
@@ -114,7 +117,7 @@ def test_wandb_gets_the_scalars_of_metrics_jsonl_and_tensorboard_across_a_stop_a
     assert second.start_epoch == 1 and second.start_iter > 0
     second.train()
     second.monitor.close()
-    files = run_file(offline_wandb, run_id)
+    files = run_files(offline_wandb, run_id)
     assert len(files) == 2, files  # the resumed training continued the same W&B run
     records = read_wandb_records(files[-1])
     assert records[-1].WhichOneof("record_type") == "exit" and records[-1].exit.exit_code == 0
