@@ -18,14 +18,14 @@ from rs3d.engine.hooks import TRACKERS, WandbHook
 from rs3d.engine.hooks.preemption import PreemptedError
 from rs3d.utils.errors import UserInputError
 
-wandb_pb2 = pytest.importorskip("wandb.proto.wandb_internal_pb2")
-
 
 def read_wandb_records(path):
     """The records of an offline run file (``run-<id>.wandb``), read with wandb's own protobuf messages. The file is
     a LevelDB-style log (wandb's reader left the Python package for its Go core): a 7-byte header (":W&B", magic,
     version), then 32 KiB blocks of chunks, each a 7-byte header (CRC-32 of type + data, length, type
-    1 full / 2 first / 3 middle / 4 last) and its data."""
+    1 full / 2 first / 3 middle / 4 last) and its data. (wandb is pinned in requirements.txt: CI runs this.)"""
+    from wandb.proto import wandb_internal_pb2
+
     data = open(path, "rb").read()
     assert data[:4] == b":W&B"
     records, pos, pending, block = [], 7, b"", 32768
@@ -41,7 +41,7 @@ def read_wandb_records(path):
         pos += 7 + length
         pending = chunk if kind in (1, 2) else pending + chunk
         if kind in (1, 4):
-            record = wandb_pb2.Record()
+            record = wandb_internal_pb2.Record()
             record.ParseFromString(pending)
             records.append(record)
     return records
