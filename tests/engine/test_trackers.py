@@ -145,6 +145,20 @@ def test_a_tracker_that_is_not_installed_stops_with_one_line(toy_dir, tmp_path, 
     assert message.startswith("TRAIN.LOGGERS: wandb is selected but") and "rs3d[trackers]" in message
 
 
+def test_wandb_without_a_login_stops_with_one_line(toy_dir, tmp_path, monkeypatch):
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no saved login
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb_config"))
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    trainer = Trainer(tiny_cfg(toy_dir, tmp_path / "run", "TRAIN.LOGGERS", "['wandb']", "SOLVER.MAX_EPOCH", "1"))
+    with pytest.raises(UserInputError) as info:
+        trainer.train()
+    message = str(info.value)
+    assert message.startswith("TRAIN.LOGGERS: wandb could not start its run: ") and "\n" not in message
+    assert "WANDB_MODE=offline" in message and trainer.step == 0
+
+
 @pytest.mark.parametrize("value, problem", [
     ("['tensorboard', 'mlflow']", "'mlflow' is not one of tensorboard, wandb"),
     ("['wandb', 'wandb']", "names an entry twice"),

@@ -107,10 +107,15 @@ class WandbHook(TrackerHook):
 
     def open(self) -> Any:
         wandb = importlib.import_module("wandb")
-        run = wandb.init(project=os.environ.get("WANDB_PROJECT") or "rs3d", name=self.run_name, config=self.config,
-                         dir=None if os.environ.get("WANDB_DIR") else self.directory, id=self.run_id,
-                         resume="allow" if self.run_id else None, reinit="create_new",
-                         settings=wandb.Settings(console="off"))  # rs3d's own log.txt keeps the output
+        try:
+            run = wandb.init(project=os.environ.get("WANDB_PROJECT") or "rs3d", name=self.run_name,
+                             config=self.config, dir=None if os.environ.get("WANDB_DIR") else self.directory,
+                             id=self.run_id, resume="allow" if self.run_id else None, reinit="create_new",
+                             settings=wandb.Settings(console="off"))  # rs3d's own log.txt keeps the output
+        except wandb.errors.Error as e:  # no API key, no network: the user's setup, told in one line
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise UserInputError(f"TRAIN.LOGGERS: wandb could not start its run: {reason} (wandb login, or "
+                                 f"WANDB_MODE=offline to keep it on local disk)") from None
         run.define_metric(STEP_KEY)
         run.define_metric("*", step_metric=STEP_KEY)
         self.run_id = run.id
