@@ -49,7 +49,8 @@ class HookBase:
         pass
 
     def state_dict(self) -> dict[str, Any]:
-        """What must survive a resume (empty: nothing, the default); written into every checkpoint."""
+        """What must survive a resume (empty: nothing, the default); written into every checkpoint, so plain values
+        only (numbers, strings, tensors, lists, dicts): checkpoints are loaded weights-only."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
