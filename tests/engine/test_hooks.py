@@ -1,11 +1,15 @@
 """Hooks own their state: they read the trainer but cannot set its attributes, add results only once, and carry
 what must survive a resume in their own state_dict, which the checkpoint stores by hook name (older checkpoints'
 top-level keys mapped)."""
+import ast
+import glob
 import json
 import math
+import os
+import re
 
 import pytest
-from conftest import tiny_cfg
+from conftest import REPO_ROOT, tiny_cfg
 
 from rs3d.checkpoint import load_checkpoint, save_atomic
 from rs3d.engine import HookBase, Trainer, TrainerBase
@@ -129,3 +133,28 @@ def test_the_best_score_lives_in_the_checkpoint_hook_and_survives_a_resume_from_
     assert {type(h): h for h in resumed.hooks}[CheckpointHook].best == 99.0
     fresh = Trainer(tiny_cfg(toy_dir, tmp_path / "fresh", *opts))
     assert {type(h): h for h in fresh.hooks}[CheckpointHook].best == -math.inf
+
+
+def trainer_reads(path):
+    """The trainer attributes a hook module touches: ``self.trainer.X``, or ``t.X`` after ``t = self.trainer``."""
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Attribute):
+            owner = node.value
+            if (isinstance(owner, ast.Name) and owner.id == "t") or (
+                    isinstance(owner, ast.Attribute) and owner.attr == "trainer"
+                    and isinstance(owner.value, ast.Name) and owner.value.id == "self"):
+                found.add(node.attr)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getattr" and len(node.args) >= 2 \
+                and ast.unparse(node.args[0]) == "self.trainer":
+            found.add(node.args[1].value)
+    return found
+
+
+def test_the_library_hooks_touch_only_what_the_trainer_docstring_lists():
+    doc = Trainer.__doc__.split("What hooks may read", 1)[1]
+    allowed = set(re.findall(r"``(\w+)``", doc)) | set(re.findall(r":meth:`(\w+)`", doc))
+    modules = glob.glob(os.path.join(REPO_ROOT, "rs3d", "engine", "hooks", "*.py"))
+    used = {name: os.path.basename(path) for path in modules for name in trainer_reads(path)}
+    assert {"epoch_summary", "save_checkpoint", "monitor", "add_results"} <= set(used)  # the scan finds them
+    assert {name: module for name, module in used.items() if name not in allowed} == {}
