@@ -13,9 +13,11 @@ from conftest import tiny_cfg
 
 from rs3d.config import ConfigError, load_config
 from rs3d.config.checks import RULES
-from rs3d.engine import HookBase, Trainer
+from rs3d.engine import HookBase, Trainer, TrainerBase
 from rs3d.engine.hooks import TRACKERS, WandbHook
 from rs3d.engine.hooks.preemption import PreemptedError
+from rs3d.engine.monitor import Monitor
+from rs3d.utils.distributed import DistInfo
 from rs3d.utils.errors import UserInputError
 
 
@@ -157,6 +159,46 @@ def test_wandb_without_a_login_stops_with_one_line(toy_dir, tmp_path, monkeypatc
     message = str(info.value)
     assert message.startswith("TRAIN.LOGGERS: wandb could not start its run: ") and "\n" not in message
     assert "WANDB_MODE=offline" in message and trainer.step == 0
+
+
+class Recording(WandbHook):
+    """A WandbHook whose run is a list: what the monitor sends it, and how it was finished."""
+
+    def open(self):
+        self.run_id = "recorded"
+        return []
+
+    def write(self, step, scalars):
+        self.run.append((step, scalars))
+
+    def finish(self, run, completed, stopped):
+        self.finished = (list(run), completed, stopped)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_tracker_runs_on_rank_0_only_and_is_closed_when_training_ends(tmp_path, rank):
+    class Loop(TrainerBase):
+        def __init__(self):
+            super().__init__()
+            self.max_epoch, self.iters_per_epoch = 1, 2
+            self.dist = DistInfo(rank, 2, rank)
+            self.monitor = Monitor(str(tmp_path), self.dist.is_main, tensorboard=False)
+
+        def epoch_batches(self):
+            return iter(range(2))
+
+        def run_step(self, batch):
+            self.step += 1
+            self.monitor.scalars(self.step, {"loss": 1.0 / self.step, "note": "text"}, "train")
+
+    loop, hook = Loop(), Recording("run", {})
+    loop.register_hooks([hook])
+    loop.train()
+    if rank == 0:
+        assert hook.finished == ([(1, {"train/loss": 1.0}), (2, {"train/loss": 0.5})], True, False)
+        assert hook.run is None and loop.monitor.writers == [] and hook.state_dict() == {"run_id": "recorded"}
+    else:
+        assert not hasattr(hook, "finished") and hook.state_dict() == {}
 
 
 @pytest.mark.parametrize("value, problem", [
