@@ -120,6 +120,10 @@ def _fraction(open_high: bool = False) -> Number:
     return Number(0, 1, open_high=open_high)
 
 
+#: The most classes a model may have: 100000 is 4.5x the largest label sets models are trained on (ImageNet-21k's
+#: 21841 classes, JFT's ~18k) and a 0.8 GB classifier at 2048 features.
+MAX_CLASSES = 100_000
+
 RS_DEPTHS = (50, 101, 152, 200, 270, 350, 420)
 
 #: key -> what it accepts. Keys missing from the config (an older defaults file) are skipped.
@@ -139,10 +143,6 @@ RULES: dict[str, Choice | Choices | Number | Numbers] = {
     "MODEL.RESNET3D.STEM_TEMPORAL_STRIDE": _positive_int(),
     "MODEL.RESNET3D.STEM_POOL": Choice(("max", "conv")),
     "MODEL.RESNET3D.POOL_TEMPORAL_STRIDE": _positive_int(),
-#: The most classes a model may have: 100000 is 4.5x the largest label sets models are trained on (ImageNet-21k's
-#: 21841 classes, JFT's ~18k) and a 0.8 GB classifier at 2048 features.
-MAX_CLASSES = 100_000
-
     "MODEL.RESNET3D.TEMPORAL_KERNELS": Numbers(_positive_int()),
     "MODEL.RESNET3D.TEMPORAL_STRIDES": Numbers(_positive_int()),
     "MODEL.RESNET3D.SPATIAL_STRIDES": Numbers(_positive_int()),
