@@ -98,7 +98,7 @@ def model_arguments(entry: ArchEntry, cfg: CfgNode) -> dict[str, Any]:
 
 def build_registered(entry: ArchEntry, cfg: CfgNode) -> nn.Module:
     """Call ``entry``'s function with the config's arguments; its ``ValueError`` becomes a ConfigError naming the
-    section (or the clip keys a baseline depends on)."""
+    key (:class:`ModelArgumentError`), the section, or the common keys the function takes."""
     try:
         return entry.fn(**model_arguments(entry, cfg))
     except ModelArgumentError as e:
@@ -107,7 +107,8 @@ def build_registered(entry: ArchEntry, cfg: CfgNode) -> nn.Module:
         raise ConfigError(f"MODEL.ARCH {entry.name}: {e.argument}: {e}") from None
     except ValueError as e:
         where = entry.section or f"MODEL.ARCH {entry.name}"
-        hint = "" if entry.section else " (see DATA.NUM_FRAMES, DATA.TRAIN_CROP_SIZE)"
+        keys = [where for key, where in COMMON_ARGUMENTS.items() if entry.accepts(key, named=True)]
+        hint = "" if entry.section or not keys else f" (see {', '.join(keys)})"
         raise ConfigError(f"{where}: {e}{hint}") from None
 
 

@@ -140,6 +140,7 @@ def test_custom_imports_by_module_name_and_their_errors(tmp_path, monkeypatch):
         load_config(None, ["CUSTOM_IMPORTS", "['broken.py']"])
 
 
+@pytest.mark.slow  # a forkserver pool (~3 s idle, 10 s on 2 busy cores)
 def test_the_data_tools_worker_processes_import_the_custom_modules(tmp_path, monkeypatch):
     """rs3d-check-data and rs3d-prepare-data run in forkserver workers, which inherit nothing registered: they
     import the parent's CUSTOM_IMPORTS before their first task."""

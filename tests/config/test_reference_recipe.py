@@ -144,7 +144,7 @@ DIFFERENT = {  # rs3d key -> (rs3d value, why it differs from the reference)
 }
 
 NOT_RECIPE = {  # keys that do not change what is trained: data location and format, speed, logging, bookkeeping
-    "OUTPUT_DIR", "SEED", "DATA.PATH_TO_DATA_DIR", "DATA.PATH_PREFIX", "DATA.PATH_LABEL_SEPARATOR",
+    "OUTPUT_DIR", "SEED", "CUSTOM_IMPORTS", "DATA.PATH_TO_DATA_DIR", "DATA.PATH_PREFIX", "DATA.PATH_LABEL_SEPARATOR",
     "DATA.KINETICS_PATH_FORMAT", "DATA.CLASS_NAMES_FILE", "DATA.MISSING_FILES", "DATA.TOY_DATASET",
     "DATA.DECODING_BACKEND", "DATA.FALLBACK_BACKEND", "DATA.MAX_DECODE_RETRIES",
     "DATA.TRAIN_JITTER_SCALES",  # only used by TRAIN_CROP_MODE jitter

@@ -82,7 +82,8 @@ def test_a_registered_function_gets_plain_arguments_from_the_config(monkeypatch)
     assert "probe_net" in available_archs()
     build_model(load_config(None, ["MODEL.ARCH", "probe_net", *SMALL]))
     assert seen == {"num_classes": 7, "num_frames": 8, "crop_size": 64}  # the SMALL overrides, nothing else
-    with pytest.raises(ConfigError, match=r"MODEL.ARCH probe_net: crop 16 below 32 \(see DATA.NUM_FRAMES"):
+    with pytest.raises(ConfigError, match=r"MODEL.ARCH probe_net: crop 16 below 32 \(see "
+                                          r"MODEL.NUM_CLASSES, DATA.NUM_FRAMES, DATA.TRAIN_CROP_SIZE\)$"):
         build_model(load_config(None, ["MODEL.ARCH", "probe_net", "DATA.TRAIN_CROP_SIZE", "16"]))
     with pytest.raises(ValueError, match="'probe_net' is already registered by test_registry"):
         register_model("probe_net")(lambda num_classes: None)
