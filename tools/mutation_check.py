@@ -310,21 +310,6 @@ MUTATIONS: tuple[Mutation, ...] = (
              "names_file = os.path.join(data_dir, \"classnames.json\")",
              ("tests/data/test_splits.py::test_the_tools_read_labels_from_data_class_names_file_as_training_does",),
              "rs3d-check-data and rs3d-prepare-data label a Kinetics split differently from training"),
-)
-
-
-def find_problems(root: str = ROOT, mutations: tuple[Mutation, ...] = MUTATIONS) -> list[str]:
-    """Mutations whose snippet does not occur exactly once in ``root``, or that change nothing, or whose tests
-    are missing; empty when the list is current."""
-    problems = []
-    if len({m.name for m in mutations}) != len(mutations):
-        problems.append("mutation names are not unique")
-    for m in mutations:
-        path = os.path.join(root, m.path)
-        text = open(path, encoding="utf-8").read() if os.path.isfile(path) else ""
-        count = text.count(m.original)
-        if count != 1:
-            problems.append(f"{m.name}: the original snippet occurs {count} times in {m.path}")
     # ------------------------------------------------------------ one error: line per bad input (issue 25)
     Mutation("lfs_pointer_not_recognised", "rs3d/checkpoint/kinds.py", "    if head.startswith(LFS_POINTER):",
              "    if False:", ("tests/commands/test_bad_inputs.py::test_one_error_line_and_nothing_changed[predict --checkpoint lfs]",),
@@ -356,6 +341,21 @@ def find_problems(root: str = ROOT, mutations: tuple[Mutation, ...] = MUTATIONS)
              "result = DemoResult(labels=dict(whole.top),", "result = DemoResult(labels=dict(windows.top),",
              ("tests/inference/test_demo.py::test_analysis_matches_rs3d_predict_for_the_same_video",),
              "the demo page's bars are the sliding windows' mean, not the multi-view answer rs3d-predict gives"),
+)
+
+
+def find_problems(root: str = ROOT, mutations: tuple[Mutation, ...] = MUTATIONS) -> list[str]:
+    """Mutations whose snippet does not occur exactly once in ``root``, or that change nothing, or whose tests
+    are missing; empty when the list is current."""
+    problems = []
+    if len({m.name for m in mutations}) != len(mutations):
+        problems.append("mutation names are not unique")
+    for m in mutations:
+        path = os.path.join(root, m.path)
+        text = open(path, encoding="utf-8").read() if os.path.isfile(path) else ""
+        count = text.count(m.original)
+        if count != 1:
+            problems.append(f"{m.name}: the original snippet occurs {count} times in {m.path}")
         if m.original == m.mutated:
             problems.append(f"{m.name}: the mutation changes nothing")
         for test in m.tests:
