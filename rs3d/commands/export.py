@@ -2,7 +2,7 @@
 folder to share (safetensors, config, class names, model card), optionally pushed to the Hugging Face Hub.
 
     python tools/export.py --checkpoint output/toy_rs3d_tiny/model_final.pyth --output model.pt2 [--onnx model.onnx]
-    rs3d-export --checkpoint output/toy_rs3d_tiny/model_final.pyth --format safetensors --output toy_model \
+    rs3d-export --checkpoint output/toy_rs3d_tiny/model_final.pyth --format safetensors --output toy_model \\
         [--push-to-hub ORG/NAME]
 
 The program is checked against the eager model on a random clip; load it with ``torch.export.load(path).module()``.

@@ -420,9 +420,10 @@ class Trainer(TrainerBase):
         return self.ema.module if self.ema else self.model
 
     def export_state(self) -> dict:
-        """What ``model_final.pyth`` holds: the exported weights, the config and the class names (checked finite)."""
-        state = {"model": self.export_model().state_dict(), "config": self.config_text,
-                 "class_names": self.class_names, "arch": self.arch}
+        """What ``model_final.pyth`` holds: the exported weights (``weights`` says whether they are the EMA), the
+        config and the class names (checked finite)."""
+        state = {"model": self.export_model().state_dict(), "weights": "ema" if self.ema else "raw",
+                 "config": self.config_text, "class_names": self.class_names, "arch": self.arch}
         self.check_finite_state(state)
         return state
 

@@ -111,6 +111,17 @@ def model_card(cfg: CfgNode, class_names: list[str], params: int, gflops: float,
     return "\n".join(lines)
 
 
+def exports_ema(state: dict, cfg: CfgNode) -> bool:
+    """Whether a checkpoint's exported weights are the EMA: a training checkpoint has an ``ema`` entry;
+    ``model_final.pyth`` holds only the exported model and says which in ``weights`` (files written before that
+    tag: the EMA whenever the run's SOLVER.EMA_DECAY was on, as the trainer exports it then)."""
+    if isinstance(state.get("ema"), dict):
+        return True
+    if "weights" in state:
+        return state["weights"] == "ema"
+    return "model" in state and "optimizer" not in state and cfg.SOLVER.EMA_DECAY > 0
+
+
 def save_pretrained(checkpoint: str, folder: str, cfg_path: str | None = None, run_dir: str | None = None,
                     repo_id: str = "ORG/NAME") -> list[str]:
     """Write ``checkpoint``'s exported weights (EMA when present) as a pretrained folder with a model card.
@@ -135,7 +146,7 @@ def save_pretrained(checkpoint: str, folder: str, cfg_path: str | None = None, r
     gflops = count_gflops(model, (cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE))
     results = run_results(run_dir if run_dir is not None else os.path.dirname(checkpoint))
     card = model_card(cfg, class_names, count_parameters(model), gflops, results, repo_id,
-                      ema=isinstance(state.get("ema"), dict))
+                      ema=exports_ema(state, cfg))
     return save_pretrained_files(folder, model.state_dict(), cfg.dump(), class_names, card)
 
 

@@ -16,6 +16,7 @@ import rs3d
 from rs3d.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from rs3d.commands import export
 from rs3d.config import load_config
+from rs3d.inference.sharing import exports_ema
 from rs3d.models import build_model
 
 ROOT = Path(REPO_ROOT)
@@ -137,3 +138,26 @@ def test_push_to_hub_creates_the_repo_and_uploads_the_folder(run_dir, tmp_path, 
     assert calls == [("create", "someorg/toy", True),
                      ("upload", "someorg/toy", ["README.md", "classnames.json", "config.yaml", "model.safetensors"])]
     assert 'create_model("hf-hub:someorg/toy")' in (folder / "README.md").read_text()
+
+
+@pytest.mark.parametrize("state, decay, expected", [
+    ({"model": {}, "ema": {"module": {}}, "optimizer": {}}, 0.99, True),   # a training checkpoint with EMA
+    ({"model": {}, "ema": None, "optimizer": {}}, 0.0, False),             # one without
+    ({"model": {}, "weights": "ema"}, 0.0, True),                          # model_final.pyth says which
+    ({"model": {}, "weights": "raw"}, 0.99, False),
+    ({"model": {}}, 0.99, True),                                           # an older model_final.pyth: the config
+    ({"model": {}}, 0.0, False),
+])
+def test_the_card_says_which_weights_a_checkpoint_exports(state, decay, expected):
+    cfg = load_config(str(ROOT / "configs/toy/rs3d_tiny.yaml"), ["SOLVER.EMA_DECAY", str(decay)])
+    assert exports_ema(state, cfg) is expected
+
+
+def test_a_trained_runs_card_names_its_ema_weights(trained_toy, tmp_path):
+    """model_final.pyth as the trainer writes it (the EMA model's weights alone, no `ema` entry)."""
+    final = Path(trained_toy["out"]) / "model_final.pyth"
+    assert load_checkpoint(str(final))["weights"] == "ema"
+    assert export.main(["--checkpoint", str(final), "--format", "safetensors", "--output", str(tmp_path / "f")]) == 0
+    card = (tmp_path / "f" / "README.md").read_text()
+    assert "- Weights: the exponential moving average of the training weights, as safetensors." in card
+    assert "(EMA model)" in card
