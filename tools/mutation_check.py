@@ -341,6 +341,10 @@ MUTATIONS: tuple[Mutation, ...] = (
              "result = DemoResult(labels=dict(whole.top),", "result = DemoResult(labels=dict(windows.top),",
              ("tests/inference/test_demo.py::test_analysis_matches_rs3d_predict_for_the_same_video",),
              "the demo page's bars are the sliding windows' mean, not the multi-view answer rs3d-predict gives"),
+    Mutation("model_final_weights_untagged", "rs3d/engine/trainer.py",
+             '"weights": "ema" if self.ema else "raw",', '"weights": "raw",',
+             ("tests/inference/test_sharing.py::test_a_trained_runs_card_names_its_ema_weights",),
+             "a trained run's model card says its weights are the raw model's when they are the EMA's"),
 )
 
 
