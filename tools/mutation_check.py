@@ -177,15 +177,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("tf_randaugment_rounding", "rs3d/data/augment/tf_spec.py",
              "sx, sy = _round_half_away(source_x), _round_half_away(source_y)",
              "sx, sy = np.rint(source_x).astype(np.int64), np.rint(source_y).astype(np.int64)",
-             ("tests/data/test_randaugment_tf.py::test_geometric_ops_equal_tensorflow",),
+             ("tests/data/augment/test_randaugment_tf.py::test_geometric_ops_equal_tensorflow",),
              "geometric RandAugment ops differ from TF by a pixel"),
     Mutation("tf_equalize_unrounded", "rs3d/data/augment/tf_kernels.py",
              "lut = (np.cumsum(hist) + step // 2) // max(step, 1)", "lut = np.cumsum(hist) // max(step, 1)",
-             ("tests/data/test_randaugment_tf.py::test_colour_ops_equal_tensorflow_bit_for_bit",),
+             ("tests/data/augment/test_randaugment_tf.py::test_colour_ops_equal_tensorflow_bit_for_bit",),
              "Equalize differs from TF's"),
     Mutation("tf_sharpness_kernel", "rs3d/data/augment/tf_kernels.py", "inner.add_(x[..., 1:-1, 1:-1], alpha=4)",
              "inner.add_(x[..., 1:-1, 1:-1], alpha=5)",
-             ("tests/data/test_randaugment_tf.py::test_colour_ops_equal_tensorflow_bit_for_bit",),
+             ("tests/data/augment/test_randaugment_tf.py::test_colour_ops_equal_tensorflow_bit_for_bit",),
              "Sharpness differs from TF's"),
     Mutation("flip_after_randaugment", "rs3d/data/transforms.py",
              "        if draws.flip:\n            clip = clip.flip(-1)\n"
@@ -194,16 +194,16 @@ MUTATIONS: tuple[Mutation, ...] = (
              "        if isinstance(self._randaugment, TFRandAugment):\n"
              "            clip = self._randaugment.apply(clip, list(draws.ops))\n"
              "            return clip.flip(-1) if draws.flip else clip\n",
-             ("tests/data/test_batch_augment.py::test_batch_equals_worker_path_bit_for_bit",),
+             ("tests/data/test_device_inputs.py::test_batch_equals_worker_path_bit_for_bit",),
              "the worker path flips after RandAugment, the device path before"),
     Mutation("plans_of_two_policies_collide", "rs3d/data/augment/tv_kernels.py",
              'plan = cpu_plan(("torchvision", op, magnitude), height, width,',
              'plan = cpu_plan(("tf", op, magnitude, False), height, width,',
-             ("tests/data/test_randaugment_tf.py::test_one_plan_cache_keeps_policies_fill_modes_and_paths_apart",),
+             ("tests/data/augment/test_randaugment_tf.py::test_one_plan_cache_keeps_policies_fill_modes_and_paths_apart",),
              "the one plan cache hands torchvision's geometric plan to TF's op at the same argument (or back)"),
     Mutation("train_inputs_accept_any_batch", "rs3d/data/device_inputs.py",
              'if (self.augment is not None) != ("augment" in batch):', "if False:",
-             ("tests/data/test_batch_augment.py::"
+             ("tests/data/test_device_inputs.py::"
               "test_loader_and_inputs_from_different_decisions_fail_at_the_first_batch",),
              "a loader and train inputs built from different augment_on_device answers train on raw crops or "
              "augment twice without a word"),

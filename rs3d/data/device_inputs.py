@@ -9,7 +9,7 @@ batch, and :class:`BatchAugment` finishes here: the resize to the crop size, the
 that share an op and argument form one group and the op runs once on the group's frames
 (:mod:`rs3d.data.augment.batch_kernels`).
 
-Exactness: on the CPU the result equals the worker path bit for bit (tests/data/test_batch_augment.py). On a GPU,
+Exactness: on the CPU the result equals the worker path bit for bit (tests/data/test_device_inputs.py). On a GPU,
 flips, every geometric op (a precomputed gather), Cutout, Invert, Posterize, Solarize, SolarizeAdd and Equalize are
 exact (integer work or copies); the float colour ops (Brightness, Color, Contrast, Sharpness, AutoContrast) may
 differ by one level on a few pixels where a CUDA kernel contracts a multiply-add into an FMA or sums a mean in

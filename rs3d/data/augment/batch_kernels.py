@@ -8,7 +8,7 @@ as a numpy kernel (``tf_kernels.BATCHED_ON_ONE_CLIP``). Nothing here is tied to 
 Same arithmetic as TF: every op replays the float32 operations of :mod:`~rs3d.data.augment.tf_spec` in the order
 the numpy kernels do, one torch elementwise op per numpy op (never a fused ``add(alpha=)``/``addcmul``/``lerp``), so
 on the CPU the result equals ``torch.stack([tf_augment_op(clip, ...) for clip in videos])`` bit for bit
-(tests/data/test_randaugment_tf_torch.py). Stats and tables are batched: AutoContrast's range and Equalize's
+(tests/data/augment/test_batch_kernels.py). Stats and tables are batched: AutoContrast's range and Equalize's
 histogram per (clip, channel) over all frames, Contrast's mean per (clip, frame, channel) with TF's halving folds;
 the tables are applied as one gather. Geometric ops of both policies are one gather through a cached plan
 (:func:`~rs3d.data.augment.plans.gather_through_plan`).
@@ -19,7 +19,7 @@ use float32 (Sharpness's replay float64) arithmetic. Nothing here is a convoluti
 (Contrast sums by explicit folds, Sharpness by shifted slices), so TF32 and reduction order cannot matter, and
 separate elementwise kernels round once per op on CUDA too; yet a compiler may contract a multiply-add into an FMA
 inside one kernel and a fast-math build would divide differently, so on a GPU these are only promised to within one
-intensity level (tests/data/test_randaugment_tf_torch.py: ``FLOAT_TOLERANCE``). Temporaries (int32 table indices,
+intensity level (tests/data/augment/test_batch_kernels.py: ``FLOAT_TOLERANCE``). Temporaries (int32 table indices,
 Equalize's int64 histogram indices, Sharpness's float64 pixels) grow with N: the caller passes one op's group.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Per-clip CPU kernels of TF Model Garden's RandAugment ops (policies "tf" and "tf_reflect", on loader workers),
-bit-identical to TensorFlow (tests/data/test_randaugment_tf.py checks every op against TF's own outputs).
+bit-identical to TensorFlow (tests/data/augment/test_randaugment_tf.py checks every op against TF's own outputs).
 
 They replay TF's float32 arithmetic (:mod:`~rs3d.data.augment.tf_spec`) on one planar (T, 3, H, W) uint8 clip. This
 is the numpy twin of :mod:`~rs3d.data.augment.batch_kernels` (torch alone, whole batches, any device), kept only for

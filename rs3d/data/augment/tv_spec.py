@@ -5,7 +5,7 @@ This is rs3d's one shim onto torchvision private API (pinned torchvision==0.29.1
 way to list its ops, to draw without applying, or to apply one named op with a magnitude: they exist only as the
 class attribute ``_AUGMENTATION_SPACE``, the per-op hook ``_apply_image_or_video_transform`` that ``forward`` calls
 once per draw, and the fill table ``_fill`` read through ``v2._utils._get_fill``. Every other module reaches them
-through the public names here; tests/data/test_randaugment.py checks the results against ``v2.RandAugment`` itself,
+through the public names here; tests/data/augment/test_randaugment.py checks the results against ``v2.RandAugment`` itself,
 so a torchvision that changes them fails there, not silently.
 """
 from __future__ import annotations
