@@ -345,6 +345,9 @@ MUTATIONS: tuple[Mutation, ...] = (
              '"weights": "ema" if self.ema else "raw",', '"weights": "raw",',
              ("tests/inference/test_sharing.py::test_a_trained_runs_card_names_its_ema_weights",),
              "a trained run's model card says its weights are the raw model's when they are the EMA's"),
+    Mutation("hub_name_fetched_per_read", "rs3d/checkpoint/hub.py", "    if path not in _RESOLVED:\n",
+             "    if True:\n", ("tests/inference/test_sharing.py::test_a_hub_name_is_fetched_once_per_process",),
+             "create_model('hf-hub:...') asks the hub once for the config and again for the weights"),
 )
 
 

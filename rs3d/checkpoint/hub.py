@@ -29,10 +29,23 @@ def is_pretrained_source(path: str) -> bool:
     return path.startswith(HUB_PREFIX) or (paths.isdir(path) and paths.isfile(os.path.join(path, WEIGHTS)))
 
 
+#: hub name -> its local snapshot folder, so one process asks the hub once per name (create_model reads the config
+#: and then the weights; each snapshot_download would otherwise be another request when online).
+_RESOLVED: dict[str, str] = {}
+
+
 def resolve(path: str) -> str:
-    """The local folder of ``path``: a hub name is downloaded into (or found in) huggingface_hub's cache."""
+    """The local folder of ``path``: a hub name is downloaded into (or found in) huggingface_hub's cache, once per
+    process."""
     if not path.startswith(HUB_PREFIX):
         return path
+    if path not in _RESOLVED:
+        _RESOLVED[path] = _download(path)
+    return _RESOLVED[path]
+
+
+def _download(path: str) -> str:
+    """snapshot_download of a hub name's files, its failures as one-line CheckpointErrors."""
     repo_id = path[len(HUB_PREFIX):]
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError

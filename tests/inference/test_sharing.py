@@ -161,3 +161,28 @@ def test_a_trained_runs_card_names_its_ema_weights(trained_toy, tmp_path):
     card = (tmp_path / "f" / "README.md").read_text()
     assert "- Weights: the exponential moving average of the training weights, as safetensors." in card
     assert "(EMA model)" in card
+
+
+def test_a_hub_name_is_fetched_once_per_process(run_dir, tmp_path, monkeypatch):
+    """create_model reads a hub model's config and then its weights: one snapshot_download, not one per read (each is
+    a request to the hub when online)."""
+    import huggingface_hub
+
+    from rs3d.checkpoint import hub
+
+    folder = tmp_path / "shared"
+    assert export.main(["--checkpoint", str(run_dir / "model_final.pyth"), "--format", "safetensors",
+                        "--output", str(folder)]) == 0
+    calls = []
+
+    def snapshot_download(repo_id, **kwargs):
+        calls.append(repo_id)
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(hub, "_RESOLVED", {})
+    model = rs3d.create_model("hf-hub:someorg/once").eval()
+    clip = torch.rand(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(clip), ema_model(run_dir)(clip))
+    assert calls == ["someorg/once"]
