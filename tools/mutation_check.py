@@ -348,6 +348,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("hub_name_fetched_per_read", "rs3d/checkpoint/hub.py", "    if path not in _RESOLVED:\n",
              "    if True:\n", ("tests/inference/test_sharing.py::test_a_hub_name_is_fetched_once_per_process",),
              "create_model('hf-hub:...') asks the hub once for the config and again for the weights"),
+    Mutation("input_advice_ignores_ranks", "rs3d/engine/hooks/diagnosis.py",
+             "cores, processes = available_cores(), local_processes()", "cores, processes = available_cores(), 1",
+             ("tests/engine/test_input_bound.py::test_advice_quotes_this_processes_share_of_the_cores_under_torchrun",),
+             "under torchrun the input-bound advice offers every rank the whole machine's cores"),
 )
 
 

@@ -79,3 +79,16 @@ def test_rank_seed_hook_gives_each_rank_its_own_reproducible_masks():
     assert not torch.equal(torch.stack(rank0), torch.stack(rank1))
     resumed = masks(1, start_epoch=1)  # a run resumed at epoch 1 draws what the uninterrupted one drew there
     assert all(torch.equal(a, b) for a, b in zip(resumed, rank1[3:]))
+
+
+def test_advice_quotes_this_processes_share_of_the_cores_under_torchrun(monkeypatch):
+    """Under torchrun every rank's loader workers share the machine: 4 ranks on 16 cores leave each 4, not 16."""
+    import rs3d.engine.hooks.diagnosis as diagnosis
+
+    report = InputBoundReport(steps=10, wait_s=3.0, compute_s=1.0, clips_per_step=8)
+    monkeypatch.setattr(diagnosis, "available_cores", lambda: 16)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert "this process may use 16 cores" in advice(report, 0.1, 4, 2, augment_on_device=True)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    text = advice(report, 0.1, 4, 2, augment_on_device=True)
+    assert "share is 4 of the 16 usable cores, shared by 4 training processes" in text and "use 16 cores" not in text

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from rs3d.data.workers import local_processes
 from rs3d.engine.hooks.base import HookBase
 from rs3d.utils.runtime import available_cores
 
@@ -53,8 +54,10 @@ def advice(report: InputBoundReport, threshold: float, num_workers: int, prefetc
         return (f"not input-bound: steps waited for data {pct:.0f}% of the time "
                 f"({report.wait_s / max(report.steps, 1) * 1e3:.0f} ms of "
                 f"{(report.wait_s + report.compute_s) / max(report.steps, 1) * 1e3:.0f} ms per step)")
-    cores = available_cores()
-    tries = [f"more loader workers (DATA_LOADER.NUM_WORKERS is {num_workers}; this process may use {cores} cores)",
+    cores, processes = available_cores(), local_processes()
+    share = (f"this process's share is {max(1, cores // processes)} of the {cores} usable cores, shared by {processes} "
+             "training processes on this machine" if processes > 1 else f"this process may use {cores} cores")
+    tries = [f"more loader workers (DATA_LOADER.NUM_WORKERS is {num_workers}; {share})",
              f"a deeper prefetch (DATA_LOADER.PREFETCH_FACTOR is {prefetch})",
              "videos re-encoded for fast decoding (rs3d-prepare-data: short side 256, skippable odd frames)"]
     if not augment_on_device:
