@@ -119,5 +119,9 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
 
 
 def cleanup() -> None:
+    """End a finished run's process group: every rank waits for the others first, so no rank tears its group down
+    (and exits) while rank 0 still writes the final files; gloo aborted such a rank ("terminate called without an
+    active exception", SIGABRT), which torchrun reports as a failed run."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
