@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -18,6 +19,28 @@ from rs3d.utils.errors import RunStoppedError, UserInputError
 #: OSErrors that a user's machine or paths cause (reported as one line, exit 2), never a bug in rs3d.
 ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
                       errno.EISDIR, errno.ENAMETOOLONG}
+
+
+class UsageError(UserInputError, ValueError):
+    """A command-line argument that cannot work (printed as one ``error:`` line)."""
+
+
+def check_prediction_options(args: argparse.Namespace, seconds: Sequence[str]) -> None:
+    """rs3d-predict's and rs3d-demo's shared options (``topk``, ``batch_size``, ``device`` and the durations named in
+    ``seconds``): numbers that cannot work and a device that is not there, as one line before any model is loaded."""
+    import torch
+
+    for name in ("topk", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    for name in seconds:
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds, got {value}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: no CUDA device is available here (use cpu or auto)")
+    if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda[:N], got {args.device!r}")
 
 
 def run(main: Callable[[], int | None]) -> None:

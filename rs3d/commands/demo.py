@@ -8,16 +8,11 @@ KEY VALUE pairs override the checkpoint's config (e.g. TEST.NUM_ENSEMBLE_VIEWS 4
 from __future__ import annotations
 
 import argparse
-import math
 import socket
 import tempfile
 
 from rs3d.commands import base as cli
-from rs3d.utils.errors import UserInputError
-
-
-class UsageError(UserInputError, ValueError):
-    """A command-line argument that cannot work (printed as one ``error:`` line)."""
+from rs3d.commands.base import UsageError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,21 +35,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def check_options(args: argparse.Namespace) -> None:
     """Numbers that cannot work and a device that is not there, as one line before anything is loaded."""
-    import torch
-
-    for name in ("topk", "batch_size"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    cli.check_prediction_options(args, ("window_sec", "stride_sec"))
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
-    for name in ("window_sec", "stride_sec"):
-        value = getattr(args, name)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds, got {value}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {args.device}: no CUDA device is available here (use cpu or auto)")
-    if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
-        raise UsageError(f"--device must be auto, cpu or cuda[:N], got {args.device!r}")
 
 
 def check_listen(host: str, port: int) -> None:

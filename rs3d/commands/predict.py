@@ -15,6 +15,7 @@ import os
 import sys
 
 from rs3d.commands import base as cli
+from rs3d.commands.base import UsageError
 from rs3d.data.decoders import VideoDecodeError
 from rs3d.inference.predictor import Prediction, Predictor
 from rs3d.inference.render import render_video
@@ -22,12 +23,7 @@ from rs3d.inference.windows import label_window_sec
 from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_open
 from rs3d.utils.class_folders import list_videos
-from rs3d.utils.errors import UserInputError
 from rs3d.utils.writable import check_output_file, check_output_folder
-
-
-class UsageError(UserInputError, ValueError):
-    """A command-line argument that cannot work (printed as one ``error:`` line)."""
 
 
 def expand_paths(items: list[str]) -> list[str]:
@@ -148,21 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_options(args: argparse.Namespace) -> None:
     """Numbers that cannot work, and a device that is not there, as one line before any model is loaded."""
-    import math
-
-    import torch
-
-    for name in ("topk", "batch_size"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    for name in ("window_sec", "stride_sec", "max_sec"):
-        value = getattr(args, name)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds, got {value}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {args.device}: no CUDA device is available here (use cpu or auto)")
-    if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
-        raise UsageError(f"--device must be auto, cpu or cuda[:N], got {args.device!r}")
+    cli.check_prediction_options(args, ("window_sec", "stride_sec", "max_sec"))
 
 
 def predict_stream(args: argparse.Namespace) -> int:
