@@ -100,6 +100,16 @@ def test_lowered_convs_take_the_2d_route_on_cuda():
     assert len(lowered) == 3 + 16 * 3 + 4 and lowered.count(False) == 1  # only the (5, 3, 3) stem conv
 
 
+@pytest.mark.parametrize("conv_impl", ["conv3d", "lowered"])
+def test_the_default_step_keeps_channels_last_on_cuda(conv_impl):
+    """bf16, channels_last_3d, fused tail: no op of forward or backward writes a full-size tensor in another
+    layout (cuDNN's convolutions and BatchNorm included; on the CPU only the elementwise rules are checked)."""
+    from rs3d.studies.traffic import layout_breaks
+
+    model, _, _ = build("rs3d_50", ["MODEL.RESNET3D.CONV_IMPL", conv_impl, "MODEL.RESNET3D.FUSED_TAIL", "True"])
+    assert dict(layout_breaks(model, (2, 3, 8, 64, 64), device="cuda", dtype=torch.bfloat16)) == {}
+
+
 @contextlib.contextmanager
 def nccl_group():
     """A one-process NCCL group on a free local port, destroyed afterwards."""

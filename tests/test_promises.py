@@ -22,8 +22,8 @@ from rs3d.data import build_loader
 from rs3d.data.dataset import SkipTracker
 from rs3d.data.transforms import Box, cut_clip, resize_crop
 from rs3d.engine import Trainer
-from rs3d.engine.loader_guard import LoaderCrashError, LoaderGuard
 from rs3d.engine.hooks.preemption import PreemptedError, PreemptionHook
+from rs3d.engine.loader_guard import LoaderCrashError, LoaderGuard
 from rs3d.engine.trainer import NonFiniteLossError
 from rs3d.models import build_model
 

@@ -6,10 +6,13 @@ Eager variants run in this process, taking turns step by step (warm-up, then tim
 wall clock on the CPU); compiled variants each run in a child process with a fresh inductor cache and a time cap,
 which also measures their compile time (the first step). Then one profiled step per variant, kernel time by group,
 and every distinct conv shape of the network timed as Conv3d and lowered (forward, input and weight gradient, in
-TFLOP/s). Exits 1 if a slow convolution fallback (vol2col / slow_conv / im2col) ran.
+TFLOP/s). Last, what needs no device (rs3d/studies/traffic.py): the bytes each op group moves per step, the ops
+that leave channels_last_3d, and the share of work skipping dropped samples would save. Exits 1 if a slow
+convolution fallback (vol2col / slow_conv / im2col) ran.
 
     python tools/benchmark_levers.py --cfg configs/kinetics400/rs3d_50.yaml --batch-size 16      # a GPU
     python tools/benchmark_levers.py --cfg configs/toy/rs3d_tiny.yaml --batch-size 8 --frames 8 --crop 64  # CPU
+    python tools/benchmark_levers.py --cfg configs/kinetics400/rs3d_50.yaml --batch-size 16 --amp 1 --anatomy-only
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from rs3d.studies.levers import (
     KERNEL_GROUPS,
     LEVERS,
     RecipeStep,
+    StepProfile,
     conv_shapes,
     profile_groups,
     round_robin,
@@ -37,6 +41,7 @@ from rs3d.studies.levers import (
     time_conv_shape,
 )
 from rs3d.studies.speed import TRAIN_FLOPS_PER_MAC, mfu, peak_tflops
+from rs3d.studies.traffic import drop_path_skip_share, layout_breaks, step_traffic
 from rs3d.utils.complexity import count_gflops
 from rs3d.utils.runtime import configure_speed
 from rs3d.utils.tables import markdown_table
@@ -84,9 +89,9 @@ def _compiled_child(args: argparse.Namespace, index: int, state_path: str, queue
             torch.cuda.reset_peak_memory_stats()
         timed = round_robin({"x": lambda: step(clip, labels)}, max(args.warmup - 1, 0), args.iters, device)["x"]
         peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else 0.0
-        groups, names = profile_groups(lambda: step(clip, labels), device) if args.profile else ({}, [])
-        queue.put({"ms": timed["ms"], "peak_bytes": float(peak), "compile_s": compile_s, "groups": groups,
-                   "names": names})
+        profile = profile_groups(lambda: step(clip, labels), device) if args.profile else None
+        queue.put({"ms": timed["ms"], "peak_bytes": float(peak), "compile_s": compile_s,
+                   **(vars(profile) if profile else {})})
     except Exception as e:  # reported in the table
         queue.put({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
 
@@ -107,6 +112,34 @@ def run_compiled(args: argparse.Namespace, index: int, state_path: str) -> dict:
     return queue.get()
 
 
+def print_anatomy(args: argparse.Namespace, base: torch.nn.Module, state: dict) -> None:
+    """What the step moves and where its layout breaks, per distinct model of the chosen eager variants, counted
+    without running it on the device (rs3d/studies/traffic.py): the decisions of issue 19's item 4 rest on these."""
+    clip_shape = (args.batch_size, 3, args.frames, args.crop, args.crop)
+    dtype = torch.bfloat16 if args.amp else torch.float32
+    rows, seen = [], set()
+    for i in args.levers:
+        lever = LEVERS[i]
+        if lever.compile or lever.fused_tail in seen:  # the conv route changes no byte and no layout
+            continue
+        seen.add(lever.fused_tail)
+        model = build(args, i, state)
+        traffic = step_traffic(model, clip_shape, dtype)
+        breaks = layout_breaks(model, (2, 3, min(args.frames, 8), 32, 32))
+        groups = traffic.group_gb()
+        rows.append([f"fused tail {lever.fused_tail}"] + [f"{groups.get(g, 0.0):.3g}" for g in GROUPS]
+                    + [f"{traffic.total_gb():.3g}", str(sum(traffic.ops.values())),
+                       ", ".join(f"{op} ({phase}) x{n}" for (phase, op), n in sorted(breaks.items())) or "none"])
+    if rows:
+        print(f"\nbytes read + written by one forward + backward (GB, meta device, {str(dtype)[6:]}, batch "
+              f"{args.batch_size}), ops dispatched, and full-size writes that leave channels_last_3d:")
+        print(markdown_table(["model"] + GROUPS + ["total GB", "ops", "layout breaks"], rows))
+    share = drop_path_skip_share(base, clip_shape)
+    print(f"\nskipping the residual branch of dropped samples would save {100 * share:.1f}% of the conv multiply-adds "
+          "in expectation; not done: BatchNorm would then take its statistics over the kept samples only, "
+          "another function than the reference's.")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfg", default="configs/kinetics400/rs3d_50.yaml", help="config file (an RS3D model)")
@@ -125,6 +158,10 @@ def main() -> int:
     parser.add_argument("--profile", type=int, choices=[0, 1], default=1, help="one profiled step per variant")
     parser.add_argument("--layers", type=int, choices=[0, 1], default=1, help="per-conv-shape rows")
     parser.add_argument("--layer-iters", type=int, default=10)
+    parser.add_argument("--anatomy", type=int, choices=[0, 1], default=1,
+                        help="bytes per op group (meta device), layout breaks (CPU) and the drop-path skip share")
+    parser.add_argument("--anatomy-only", action="store_true",
+                        help="print only that (seconds on a CPU at any batch and clip size) and exit")
     parser.add_argument("--json", help="also write every number to this JSON file")
     cli.add_opts_argument(parser)
     args = parser.parse_args()
@@ -144,6 +181,9 @@ def main() -> int:
     base = build(args, 0, build_model(load_config(args.cfg, [*args.opts, *LEVERS[0].overrides()]),
                                       init=False).state_dict())
     state = base.state_dict()
+    if args.anatomy_only:
+        print_anatomy(args, base, state)
+        return 0
     gmacs = count_gflops(base, (args.frames, args.crop, args.crop))
     clip, labels = synthetic_batch(args, cfg.MODEL.NUM_CLASSES, device)
     eager = [i for i in args.levers if not LEVERS[i].compile]
@@ -155,7 +195,7 @@ def main() -> int:
         if device.type == "cuda":  # the CPU allocator keeps no peak per step
             results[name]["peak_bytes"] = step_peak + resident_bytes(step.model)
         if args.profile:
-            results[name]["groups"], results[name]["names"] = profile_groups(lambda s=step: s(clip, labels), device)
+            results[name].update(vars(profile_groups(lambda s=step: s(clip, labels), device)))
     del steps
     with tempfile.TemporaryDirectory() as tmp:
         state_path = os.path.join(tmp, "state.pt")
@@ -180,13 +220,19 @@ def main() -> int:
                      f"{clips * TRAIN_FLOPS_PER_MAC * gmacs / 1e3:.3g}", f"{100 * u:.1f}%" if u else "n/a",
                      f"{r['compile_s']:.1f}" if "compile_s" in r else "-"])
         if r.get("groups"):
-            group_rows.append([name] + [f"{r['groups'].get(g, 0.0):.1f}" for g in GROUPS])
+            busy = StepProfile(r["groups"], r["kernels"], []).busy_share(r["ms"])
+            group_rows.append([name] + [f"{r['groups'].get(g, 0.0):.1f}" for g in GROUPS]
+                              + [str(r["kernels"]), f"{100 * busy:.0f}%" if device.type == "cuda" else "-"])
         slow += [f"{name}: {k}" for k in slow_fallbacks(r.get("names", []))]
     print(markdown_table(["variant", "ms/step", "clips/s", "x today", "peak GB", "TFLOP/s", "MFU", "compile s"], rows))
     if group_rows:
-        unit = "GPU kernel time" if device.type == "cuda" else "CPU self time of aten ops"
-        print(f"\none profiled step, {unit} by group (ms):")
-        print(markdown_table(["variant"] + GROUPS, group_rows))
+        unit, count = (("GPU kernel time", "kernels") if device.type == "cuda"
+                       else ("CPU self time of aten ops", "aten calls"))
+        print(f"\none profiled step, {unit} by group (ms); busy (GPU) = kernel time over the timed step's (low: the "
+              "GPU waits between kernels, what CUDA graphs would remove):")
+        print(markdown_table(["variant"] + GROUPS + [count, "busy"], group_rows))
+    if args.anatomy:
+        print_anatomy(args, base, state)
 
     layer_rows = []
     if args.layers:

@@ -352,6 +352,22 @@ MUTATIONS: tuple[Mutation, ...] = (
              "cores, processes = available_cores(), local_processes()", "cores, processes = available_cores(), 1",
              ("tests/engine/test_input_bound.py::test_advice_quotes_this_processes_share_of_the_cores_under_torchrun",),
              "under torchrun the input-bound advice offers every rank the whole machine's cores"),
+    Mutation("channel_mean_gradient_materialised", "rs3d/models/layers.py",
+             "[:, :, None, None, None].expand(n, c, t, h, w)\n",
+             "[:, :, None, None, None].expand(n, c, t, h, w).contiguous()\n",
+             ("tests/models/test_channel_mean.py::test_values_and_gradient_are_bitwise_those_of_mean",
+              "tests/models/test_channel_mean.py::test_backward_writes_no_ncdhw_tensor_and_keeps_the_gradient_channels_last",
+              "tests/studies/test_traffic.py::test_the_fused_tail_moves_fewer_bytes_and_keeps_channels_last_in_backward"),
+             "every SE / gate / head pool writes a full NCDHW gradient again: bytes and strided reads per step"),
+    Mutation("traffic_counts_broadcasts_in_full", "rs3d/studies/traffic.py",
+             "for s, st in zip(t.shape, t.stride()) if st != 0)", "for s, st in zip(t.shape, t.stride()))",
+             ("tests/studies/test_traffic.py::test_distinct_bytes_counts_a_broadcast_once",
+              "tests/studies/test_traffic.py::test_bytes_of_a_conv_and_relu_step_match_a_hand_count"),
+             "the byte profile charges a broadcast gradient as a full tensor: wrong floors, wrong lever decisions"),
+    Mutation("drop_path_share_counts_shortcuts", "rs3d/studies/traffic.py",
+             "if isinstance(m, nn.Conv3d) and m not in shortcut:", "if isinstance(m, nn.Conv3d):",
+             ("tests/studies/test_traffic.py::test_drop_path_skip_share_is_the_rate_weighted_branch_share_of_the_conv_macs",),
+             "the drop-path skip saving counts the projection shortcuts, which run for every sample"),
 )
 
 

@@ -1,5 +1,5 @@
-"""Small 3D building blocks: padded max-pool (PyTorch or TensorFlow SAME), SE, self-gating, drop path, and the
-block tail that applies the last three as one per-(sample, channel) scale."""
+"""Small 3D building blocks: padded max-pool (PyTorch or TensorFlow SAME), SE, self-gating, drop path, the block
+tail that applies the last three as one per-(sample, channel) scale, and a channel mean whose gradient is a view."""
 
 from __future__ import annotations
 
@@ -24,6 +24,36 @@ class PaddedMaxPool3d(nn.MaxPool3d):
             pads = same_padding(tuple(x.shape[-3:]), self.kernel_size, self.stride)
             x = F.pad(x, pads, value=float("-inf"))
         return super().forward(x)
+
+
+class _ChannelMean(torch.autograd.Function):
+    """``x.mean(dim=(2, 3, 4))`` whose backward returns ``grad / (T*H*W)`` broadcast as a stride-0 view.
+
+    PyTorch's mean backward divides the expanded gradient, which writes a full (N, C, T, H, W) tensor in NCDHW
+    order even for a channels_last_3d ``x``; the next op (the residual add of ``x``'s other gradient, or ReLU's
+    backward) then reads two layouts at once (uncoalesced on a GPU). Dividing the (N, C) gradient first and
+    broadcasting gives bitwise the same values with no full-size write (``tests/models/test_channel_mean.py``)."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3, 4))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.shape = inputs[0].shape
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        n, c, t, h, w = ctx.shape
+        return (grad / (t * h * w))[:, :, None, None, None].expand(n, c, t, h, w)
+
+
+def channel_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean of an (N, C, T, H, W) tensor over (T, H, W), as ``x.mean(dim=(2, 3, 4))``; when a gradient is
+    needed it comes back as a broadcast view, not a materialised NCDHW tensor (see :class:`_ChannelMean`)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _ChannelMean.apply(x)
+    return x.mean(dim=(2, 3, 4))
 
 
 def pointwise(conv: nn.Conv3d, pooled: torch.Tensor) -> torch.Tensor:
@@ -102,11 +132,12 @@ def tail_scale(x: torch.Tensor, gate: nn.Module, se: nn.Module, drop_path: nn.Mo
     Each of the three multiplies by a constant per (sample, channel), so their product applied once is the same
     function (float64: logits and every gradient equal to ~1e-15, ``tests/models/test_conv_lowering.py``) and reads and
     writes the (N, C, T, H, W) tensor once instead of three or four times. SE pools the gated tensor, whose
-    channel means are the gate times ``x``'s means, so ``x`` is pooled once.
+    channel means are the gate times ``x``'s means, so ``x`` is pooled once, by :func:`channel_mean` (its gradient
+    joins the residual's as a broadcast, with no NCDHW tensor in between).
     """
     scale = None
     if isinstance(gate, SelfGating3d) or isinstance(se, SqueezeExcite3d):
-        pooled = x.mean(dim=(2, 3, 4))
+        pooled = channel_mean(x)
         if isinstance(gate, SelfGating3d):
             scale = gate.factor(pooled)
             pooled = pooled * scale

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from rs3d.models.conv import ConvImpl, create_conv3d
-from rs3d.models.layers import DropPath, PaddedMaxPool3d, SelfGating3d, SqueezeExcite3d, tail_scale
+from rs3d.models.layers import DropPath, PaddedMaxPool3d, SelfGating3d, SqueezeExcite3d, channel_mean, tail_scale
 from rs3d.models.padding import Padding
 from rs3d.models.registry import ModelArgumentError, register_model
 
@@ -263,7 +263,8 @@ class ResNet3D(nn.Module):
         bn_momentum: BatchNorm momentum in PyTorch's convention (1 - Keras momentum).
         conv_impl: ``"conv3d"``, ``"lowered"`` (factorised convs as 2D convs / GEMMs on copy-free views of
             channels_last_3d inputs) or ``"auto"`` (lowered on CUDA); see :mod:`rs3d.models.conv`.
-        fused_tail: self-gating, SE and stochastic depth applied as one scale (see :class:`Bottleneck3d`).
+        fused_tail: self-gating, SE and stochastic depth applied as one scale (see :class:`Bottleneck3d`), and
+            channel means (SE, gate, head) whose gradient is a broadcast view (:func:`rs3d.models.layers.channel_mean`).
     """
 
     def __init__(
@@ -319,6 +320,7 @@ class ResNet3D(nn.Module):
             stages.append(nn.Sequential(*stage))
         self.stages = nn.Sequential(*stages)
         self.num_features = channels
+        self.fused_tail = fused_tail
         self.dropout = nn.Dropout(dropout_rate)
         self.fc = nn.Linear(channels, num_classes)
         self.reset_parameters()
@@ -350,8 +352,10 @@ class ResNet3D(nn.Module):
         return self.stages(self.stem(x))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Global average pool over T, H, W, dropout, linear."""
-        return self.fc(self.dropout(features.mean(dim=(2, 3, 4))))
+        """Global average pool over T, H, W, dropout, linear. With ``fused_tail`` the pool's gradient is a
+        broadcast view (:func:`rs3d.models.layers.channel_mean`), not an NCDHW tensor the last ReLU reads."""
+        pooled = channel_mean(features) if self.fused_tail else features.mean(dim=(2, 3, 4))
+        return self.fc(self.dropout(pooled))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

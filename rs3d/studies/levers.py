@@ -157,9 +157,22 @@ def round_robin(steps: dict[str, Callable[[], None]], warmup: int, iters: int,
     return out
 
 
-def profile_groups(step: Callable[[], None], device: torch.device) -> tuple[dict[str, float], list[str]]:
-    """Kernel time (ms) of one call of ``step`` by :func:`kernel_group`, and every kernel / op name seen. On a GPU
-    the device time of kernels; on the CPU the self time of aten ops."""
+@dataclass
+class StepProfile:
+    """One profiled step: kernel time (ms) by :func:`kernel_group`, the kernels launched, and every name seen."""
+
+    groups: dict[str, float]
+    kernels: int
+    names: list[str]
+
+    def busy_share(self, step_ms: float) -> float:
+        """Kernel time over the step's time: well below 1 on a GPU means it idles between kernels (launch-bound,
+        the case CUDA graphs address); near 1 means the kernels themselves are the time."""
+        return sum(self.groups.values()) / step_ms if step_ms else 0.0
+
+
+def profile_groups(step: Callable[[], None], device: torch.device) -> StepProfile:
+    """Profile one call of ``step``: on a GPU the device time of its kernels, on the CPU the self time of aten ops."""
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -168,7 +181,7 @@ def profile_groups(step: Callable[[], None], device: torch.device) -> tuple[dict
         if device.type == "cuda":
             torch.cuda.synchronize()
     groups: dict[str, float] = Counter()
-    names = []
+    names, kernels = [], 0
     for event in prof.key_averages():
         names.append(event.key)
         if device.type == "cuda":
@@ -179,8 +192,9 @@ def profile_groups(step: Callable[[], None], device: torch.device) -> tuple[dict
             us = event.self_cpu_time_total
         else:
             continue
+        kernels += event.count
         groups[kernel_group(event.key)] += us / 1e3
-    return dict(groups), names
+    return StepProfile(dict(groups), kernels, names)
 
 
 @dataclass(frozen=True)

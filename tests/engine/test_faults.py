@@ -13,8 +13,8 @@ from conftest import tiny_cfg
 from rs3d.checkpoint.io import CheckpointSaveError, load_checkpoint
 from rs3d.checkpoint.manager import CheckpointManager
 from rs3d.engine import HookBase, Trainer
-from rs3d.engine.monitor import Monitor
 from rs3d.engine.hooks.preemption import PreemptedError
+from rs3d.engine.monitor import Monitor
 
 
 def run(toy_dir, out, *opts, hooks=()):

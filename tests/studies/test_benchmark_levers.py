@@ -11,7 +11,7 @@ from conftest import REPO_ROOT
 
 from rs3d.config import load_config
 from rs3d.models.factory import build_model
-from rs3d.studies.levers import LEVERS, conv_shapes, kernel_group, slow_fallbacks
+from rs3d.studies.levers import LEVERS, StepProfile, conv_shapes, kernel_group, profile_groups, slow_fallbacks
 from rs3d.utils.complexity import count_gflops
 
 ROOT = Path(REPO_ROOT)
@@ -59,6 +59,15 @@ def test_conv_shapes_of_rs3d_50_add_up_to_fvcores_conv_count():
     assert macs == pytest.approx(count_gflops(real, (8, 64, 64), conv_only=True), rel=1e-6)
 
 
+def test_profile_of_a_cpu_step_counts_its_ops_and_the_busy_share():
+    net = torch.nn.Conv3d(2, 4, 1)
+    x = torch.randn(1, 2, 2, 4, 4)
+    profile = profile_groups(lambda: net(x).sum().backward(), torch.device("cpu"))
+    assert profile.groups["conv/GEMM"] > 0 and profile.kernels >= 3
+    assert any("convolution" in name for name in profile.names)
+    assert StepProfile({"conv/GEMM": 30.0, "copies": 20.0}, 5, []).busy_share(100.0) == 0.5
+
+
 def test_levers_cover_the_issues_variants():
     names = [lever.name for lever in LEVERS]
     assert len(names) == len(set(names)) == 6
@@ -82,4 +91,8 @@ def test_benchmark_levers_runs_on_the_cpu(tmp_path):
         row = next(line for line in table.splitlines() if line.startswith(f"| {lever.name} "))
         assert "failed" not in row and float(row.split("|")[2]) > 0, row
     assert "per conv shape" in table and "| 1x3x3 " in table
+    assert any(line.startswith("| variant") and "| busy" in line for line in table.splitlines())  # device busy share
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| fused tail ")}
+    assert "div (backward)" in rows["fused tail False"] and rows["fused tail True"].rstrip(" |").endswith("none")
+    assert "of the conv multiply-adds in expectation" in table
     assert (tmp_path / "r.json").stat().st_size > 100
