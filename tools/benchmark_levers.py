@@ -140,7 +140,8 @@ def print_anatomy(args: argparse.Namespace, base: torch.nn.Module, state: dict) 
           "another function than the reference's.")
 
 
-def main() -> int:
+def make_parser() -> argparse.ArgumentParser:
+    """The command line (tools/gpu_checks.sh's calls are checked against it by the tests)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfg", default="configs/kinetics400/rs3d_50.yaml", help="config file (an RS3D model)")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per step")
@@ -164,7 +165,11 @@ def main() -> int:
                         help="print only that (seconds on a CPU at any batch and clip size) and exit")
     parser.add_argument("--json", help="also write every number to this JSON file")
     cli.add_opts_argument(parser)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = make_parser().parse_args()
     cfg = load_config(args.cfg, args.opts)
     args.frames, args.crop = args.frames or cfg.DATA.NUM_FRAMES, args.crop or cfg.DATA.TRAIN_CROP_SIZE
     device = torch.device(args.device)
