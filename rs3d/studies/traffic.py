@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_map
 
 from rs3d.models.layers import DropPath
 from rs3d.studies.levers import kernel_group
@@ -95,17 +95,25 @@ def layout_of(t: torch.Tensor) -> str:
     return "NCDHW" if t.is_contiguous() else "other"
 
 
+#: Ops whose output layout on the CPU is oneDNN's choice, not the rule a GPU follows (see :func:`layout_breaks`).
+CPU_CONVOLUTIONS = frozenset({"convolution", "convolution_backward"})
+
+
 class _LayoutWatcher(TorchDispatchMode):
-    def __init__(self) -> None:
+    def __init__(self, cuda_like_convs: bool) -> None:
         super().__init__()
         self.found: Counter = Counter()
         self.phase = "forward"
+        self.cuda_like_convs = cuda_like_convs
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         name = op_name(func)
         if name in VIEW_OPS:
             return out
+        if self.cuda_like_convs and name in CPU_CONVOLUTIONS:
+            return tree_map(lambda o: o.contiguous(memory_format=torch.channels_last_3d)
+                            if isinstance(o, torch.Tensor) and o.dim() == 5 else o, out)
         full = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor) and o.dim() == 5 and o.shape[2:].numel() > 1]
         for o in full:
             if layout_of(o) in ("NCDHW", "other"):
@@ -116,15 +124,18 @@ class _LayoutWatcher(TorchDispatchMode):
 def layout_breaks(model: nn.Module, clip_shape: tuple[int, ...], device: str | torch.device = "cpu",
                   dtype: torch.dtype = torch.float32) -> Counter:
     """Ops that write a full-size 5-D tensor that is not channels_last_3d when ``model`` runs a training forward
-    and backward on a channels_last_3d clip: (phase, op) -> count. Runs a copy on small real tensors (by default
-    on the CPU in float32: the layout rules of elementwise ops and reductions, TensorIterator's, are the same on a
-    GPU, so each break found there is a full-size write in the wrong order on a GPU too, and a strided read by the
-    next op; on a GPU it also checks cuDNN's convolutions and BatchNorm)."""
+    and backward on a channels_last_3d clip: (phase, op) -> count, from a copy on small real tensors.
+
+    On a GPU every op is checked, cuDNN's convolutions and BatchNorm included. On the CPU (float32 by default) the
+    check is of the rules that are the same on a GPU, those of elementwise ops and reductions (TensorIterator's):
+    each break found is a full-size write in the wrong order on a GPU too, and a strided read by the next op. The
+    CPU's convolutions are not: oneDNN's output layout depends on the thread count (with one thread a CL input
+    gives an NCDHW output), so their outputs are put in channels_last_3d, as cuDNN returns them."""
     cl = torch.channels_last_3d
     net = copy.deepcopy(model).to(device=device, dtype=dtype, memory_format=cl).train()
     clip = torch.randn(clip_shape, generator=torch.Generator().manual_seed(0))
     clip = clip.to(device=device, dtype=dtype).contiguous(memory_format=cl)
-    watcher = _LayoutWatcher()
+    watcher = _LayoutWatcher(cuda_like_convs=torch.device(device).type == "cpu")
     with watcher:
         logits = net(clip)
         watcher.phase = "backward"

@@ -43,8 +43,14 @@ def test_the_fused_tail_moves_fewer_bytes_and_keeps_channels_last_in_backward():
     shape = (2, 3, 4, 32, 32)
     torch.manual_seed(0)
     unfused, fused = rs50_small(fused_tail=False), rs50_small(fused_tail=True)
-    assert dict(layout_breaks(unfused, shape)) == {("backward", "div"): 16 + 4 + 1}
-    assert dict(layout_breaks(fused, shape)) == {}
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):  # the trainer limits the threads; oneDNN's conv layout changes with them, the answer may not
+            torch.set_num_threads(n)
+            assert dict(layout_breaks(unfused, shape)) == {("backward", "div"): 16 + 4 + 1}
+            assert dict(layout_breaks(fused, shape)) == {}
+    finally:
+        torch.set_num_threads(threads)
     a, b = step_traffic(unfused, (16, 3, 8, 64, 64)), step_traffic(fused, (16, 3, 8, 64, 64))
     assert b.total_gb() < 0.9 * a.total_gb()
     assert b.group_gb()["conv/GEMM"] == pytest.approx(a.group_gb()["conv/GEMM"])  # same convolutions
