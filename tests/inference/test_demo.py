@@ -29,11 +29,15 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian'
 
 @pytest.fixture()
 def checkpoint(tmp_path) -> str:
-    """The tiny RS3D with random weights (every class gets a different probability) and 8 class names."""
+    """The tiny RS3D with random weights and 8 class names. The head's bias steps by 0.05 per class, so no two
+    classes are within rounding of each other (random weights alone left some 1e-4 apart, and the order of such a
+    pair can flip with the CPU thread count, which the two paths compared here may not share)."""
     cfg = load_config(os.path.join(REPO_ROOT, "configs/toy/rs3d_tiny.yaml"))
     torch.manual_seed(0)
     path = str(tmp_path / "model.pyth")
-    save_atomic({"model": build_model(cfg, init=False).state_dict(), "config": cfg.dump(),
+    state = build_model(cfg, init=False).state_dict()
+    state["fc.bias"] = 0.05 * torch.arange(8.0)
+    save_atomic({"model": state, "config": cfg.dump(),
                  "class_names": [f"class_{i}" for i in range(8)]}, path)
     return path
 
