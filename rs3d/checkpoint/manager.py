@@ -100,6 +100,12 @@ class CheckpointManager:
                 if what and kinds.is_foreign(what):
                     raise NotACheckpointError(_foreign_message(f"{path}: {what}"))
 
+    def save_best(self, state: dict) -> str:
+        """Write only ``checkpoint_best.pyth`` (and its checksum): a new best score at an epoch that writes no
+        epoch checkpoint. A failed write raises :class:`~rs3d.checkpoint.io.CheckpointSaveError`."""
+        save_or_stop(state, self.best_path)
+        return self.best_path
+
     def save(self, epoch: int, state: dict, is_best: bool = False, iteration: int = 0) -> str:
         """Write a checkpoint and its checksum (and the best copy), then prune old ones. A failed write raises
         :class:`~rs3d.checkpoint.io.CheckpointSaveError` and leaves every earlier file as it was."""

@@ -29,4 +29,7 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        # one state per GPU the writer saw: restore those this machine has (a run resumed on fewer GPUs, or with
+        # CUDA_VISIBLE_DEVICES narrowed, would otherwise index past its devices); extra GPUs keep their seeds
+        for index, device_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(device_state.cpu(), index)

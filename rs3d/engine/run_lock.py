@@ -43,6 +43,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: The locks this process holds (a PID in a lock is this process's own only if one of these is on that folder).
+_HELD: list[RunLock] = []
+
+
 class RunLock:
     """The lock of ``output_dir`` for this process: :meth:`acquire`, then :meth:`release` (also a context manager)."""
 
@@ -63,8 +67,14 @@ class RunLock:
     def stale(self, holder: dict) -> str | None:
         """Why ``holder`` is no longer running (None if it may be)."""
         age = time.time() - float(holder.get("refreshed", holder.get("started", 0)))
-        if holder.get("host") == self.me["host"] and not _pid_alive(int(holder.get("pid", -1))):
-            return f"its process {holder.get('pid')} is not running"
+        if holder.get("host") == self.me["host"]:
+            pid = int(holder.get("pid", -1))
+            if pid == self.me["pid"] and not any(lock.path == self.path for lock in _HELD if lock is not self):
+                # this process does not hold it, so the PID was reused (a container restarted in a fresh PID
+                # namespace after a kill left the lock behind): the run that wrote it is gone
+                return f"it names this process's PID {pid} (a restart reusing the PID of a run that is gone)"
+            if not _pid_alive(pid):
+                return f"its process {holder.get('pid')} is not running"
         if age > self.stale_after_s:
             return f"it was last refreshed {age / 60:.0f} minutes ago"
         return None
@@ -88,6 +98,7 @@ class RunLock:
         for _ in range(3):
             if self._write_new():
                 self._start_refreshing()
+                _HELD.append(self)
                 return
             holder = self.holder()
             if holder is None:  # removed, or being written, meanwhile: try again
@@ -116,6 +127,8 @@ class RunLock:
 
     def release(self) -> None:
         """Stop refreshing and remove the lock if it is still this process's."""
+        if self in _HELD:
+            _HELD.remove(self)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

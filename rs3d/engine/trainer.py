@@ -343,6 +343,10 @@ class Trainer(TrainerBase):
         self.lr = scaled_lr(cfg.SOLVER.BASE_LR, cfg.SOLVER.REFERENCE_BATCH_SIZE, self.global_batch)
         self.optimizer = self.build_optimizer(cfg)
         self.scheduler = self.build_scheduler(cfg)
+        # the config's recipe, put back over what a resumed optimizer / schedule / EMA state carries
+        self.config_recipe = {"base_lrs": list(self.scheduler.base_lrs), "ema_decay": cfg.SOLVER.EMA_DECAY,
+                              "groups": [{k: g[k] for k in ("weight_decay", "momentum", "nesterov") if k in g}
+                                         for g in self.optimizer.param_groups]}
         self.criterion = self.build_criterion(cfg)
         net: nn.Module = self.model
         if self.dist.distributed:
@@ -371,15 +375,18 @@ class Trainer(TrainerBase):
             "arch": self.arch, "history": self.history,
         }
 
-    def save_checkpoint(self, iteration: int = 0, is_best: bool = False) -> str | None:
+    def save_checkpoint(self, iteration: int = 0, is_best: bool = False, best_only: bool = False) -> str | None:
         """Write the run's state on the main process: after ``epoch + 1`` epochs, or ``iteration`` batches into the
-        current epoch. Returns the path (None on other ranks). Every checkpoint (epoch, mid-epoch, preemption,
-        best) passes here: a state holding NaN/Inf stops the run instead (on every rank: their weights agree)."""
+        current epoch (``best_only``: as ``checkpoint_best.pyth`` alone). Returns the path (None on other ranks).
+        Every checkpoint (epoch, mid-epoch, preemption, best) passes here: a state holding NaN/Inf stops the run
+        instead (on every rank: their weights agree)."""
         done = self.epoch if iteration else self.epoch + 1
         state = self.state_dict(done, iteration)
         self.check_finite_state(state)
         if not self.dist.is_main:
             return None
+        if best_only:
+            return self.checkpoints.save_best(state)
         path = self.checkpoints.save(done, state, is_best, iteration)
         self.last_saved = (done, iteration)
         return path
@@ -405,7 +412,11 @@ class Trainer(TrainerBase):
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if self.scaler.is_enabled() and not state["scaler"]:  # fp16 now, bf16/fp32 before: a fresh loss scale
+            logger.info("the checkpoint has no fp16 loss scale (trained without fp16): starting a fresh one")
+        else:
+            self.scaler.load_state_dict(state["scaler"])
+        self.apply_config_recipe()
         self.start_epoch, self.step = state["epoch"], state["step"]
         self.load_hook_states(hook_states_of(state))
         self.start_iter = int(state.get("iter", 0))
@@ -414,6 +425,30 @@ class Trainer(TrainerBase):
         set_rng_state(state["rng"])
         at = f", iteration {self.start_iter}" if self.start_iter else ""
         logger.info("resumed from %s (epoch %d%s, step %d)", path, self.start_epoch, at, self.step)
+
+    def apply_config_recipe(self) -> None:
+        """Put the config's learning rate, weight decay, momentum and EMA decay back after a resume loaded the
+        optimizer, schedule and EMA states, which carry the values they were built with. A rerun accepted with
+        ``--allow-changes`` (recorded in ``config_history.jsonl``) trains with the new values from its first step;
+        the schedule's position is kept (a new base LR rescales the current one). Unchanged values are left
+        untouched, so a plain resume stays bit-identical."""
+        recipe, base_lrs, changed = self.config_recipe, self.scheduler.base_lrs, []
+        for i, (group, new_base, new) in enumerate(zip(self.optimizer.param_groups, recipe["base_lrs"],
+                                                       recipe["groups"])):
+            if new_base != base_lrs[i]:
+                changed.append(f"base LR {base_lrs[i]:.6g} -> {new_base:.6g}")
+                group["lr"] = group["lr"] * new_base / base_lrs[i] if base_lrs[i] else new_base
+                group["initial_lr"] = base_lrs[i] = new_base
+            for key, value in new.items():
+                if group.get(key) != value:
+                    changed.append(f"{key} {group.get(key)} -> {value}")
+                    group[key] = value
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        if self.ema and self.ema.decay != recipe["ema_decay"]:
+            changed.append(f"EMA decay {self.ema.decay} -> {recipe['ema_decay']}")
+            self.ema.decay = recipe["ema_decay"]
+        if changed:
+            logger.info("recipe from the config, not the checkpoint: %s", "; ".join(dict.fromkeys(changed)))
 
     def export_model(self) -> nn.Module:
         """The model that is exported and tested: the EMA model when EMA is on."""

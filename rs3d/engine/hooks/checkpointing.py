@@ -53,6 +53,8 @@ class CheckpointHook(HookBase):
         self.best = max(self.best, score)
         if is_period(t.epoch + 1, self.period, t.is_last_epoch):
             t.save_checkpoint(is_best=is_best)
+        elif is_best:  # a new best between checkpoint epochs is still kept, as checkpoint_best.pyth alone
+            t.save_checkpoint(best_only=True)
 
     def after_train(self) -> None:
         t = self.trainer
