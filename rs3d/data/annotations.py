@@ -217,28 +217,42 @@ def _format_path(path_format: str, fields: dict, where: str) -> str:
 
 
 def _kinetics_rows(csv_path: str):
-    reader = csv.DictReader(io.StringIO(_read_annotation(csv_path), newline=""))
-    if reader.fieldnames is None or tuple(reader.fieldnames[:5]) != KINETICS_HEADER:
+    """(line, row) of each record, ``line`` the one it starts on as counted by the reader itself (blank lines and
+    quoted line breaks included): ``enumerate`` over a DictReader, which skips blank lines, put every record after
+    one on the wrong line, so ``file:line`` errors and :func:`rs3d.data.splits.write_csv_subset` missed."""
+    reader = csv.reader(io.StringIO(_read_annotation(csv_path), newline=""))
+    header = next(reader, None)
+    if header is None or tuple(header[:5]) != KINETICS_HEADER:
         raise AnnotationError(f"{csv_path}:1: expected header {','.join(KINETICS_HEADER)}")
-    for number, row in enumerate(reader, start=2):
-        if None in row or any(row.get(k) in (None, "") for k in ("label", "youtube_id")):
+    start = reader.line_num + 1
+    for values in reader:
+        number, start = start, reader.line_num + 1
+        if not values:  # a blank line
+            continue
+        row = dict(zip(header, values))
+        if len(values) > len(header) or len(values) < len(KINETICS_HEADER) or not row["label"] or not row["youtube_id"]:
             raise AnnotationError(f"{csv_path}:{number}: malformed line")
         yield number, row
 
 
-def read_class_folders(data_dir: str, split: str, val_fraction: float = 0.1) -> tuple[list[VideoRecord], list[str]]:
+def read_class_folders(data_dir: str, split: str, val_fraction: float = 0.1, class_names: list[str] | None = None,
+                       names_file: str = "") -> tuple[list[VideoRecord], list[str]]:
     """Records and class names of a class-folder dataset (``rs3d.utils.class_folders``): ``data_dir/<class>/...``
-    or ``data_dir/{train,val,test}/<class>/...``; the class index is the folder's place in the sorted names.
+    or ``data_dir/{train,val,test}/<class>/...``; the class index is the folder's place in ``class_names`` (read
+    from ``names_file``, which must name every class folder and no other class) or else in the sorted names.
 
     Without a folder for ``split``, val (and test) is ``val_fraction`` of each class's videos (at least one) and
     train the rest, chosen by a hash of the file's path inside its class folder: stable when videos are added
-    and the same on every machine.
+    and the same on every machine. With ``train/`` but no ``val/``, train is ``train/`` less the held-out videos.
     """
     if not paths.isdir(data_dir):
         raise AnnotationError(f"{data_dir}: data folder not found")
     names = class_folder_names(data_dir)
     if not names:
         raise AnnotationError(f"{data_dir}: no class folders (expected {data_dir}/<class>/<video> or train/ and val/)")
+    root = os.path.join(data_dir, "train") if paths.isdir(os.path.join(data_dir, "train")) else data_dir
+    if class_names is not None:
+        names = _names_file_order(names, list(class_names), names_file or data_dir, root)
     index = {name: i for i, name in enumerate(names)}
     folder = split_folder(data_dir, split)
     if folder is None and split == "test":
@@ -246,6 +260,8 @@ def read_class_folders(data_dir: str, split: str, val_fraction: float = 0.1) -> 
     records = []
     if folder is not None:  # an explicit split folder: everything in it
         for name in find_classes(folder):
+            if name not in index and names_file and class_names is not None:
+                raise AnnotationError(f"{names_file}: no class {name!r}, but {folder} has a class folder of that name")
             if name not in index:
                 raise AnnotationError(f"{os.path.join(folder, name)}: class folder not among the training classes "
                                       f"({', '.join(names[:5])}{'...' if len(names) > 5 else ''})")
@@ -253,9 +269,9 @@ def read_class_folders(data_dir: str, split: str, val_fraction: float = 0.1) -> 
             records += [VideoRecord(os.path.join(class_dir, v), index[name], class_dir) for v in list_videos(class_dir)]
     else:
         if not 0.0 < val_fraction < 1.0:
-            raise AnnotationError(f"{data_dir}: no {split}/ folder, so DATA.FOLDER_VAL_FRACTION must be in (0, 1) to "
-                                  f"hold out {split} videos, got {val_fraction}")
-        root = os.path.join(data_dir, "train") if paths.isdir(os.path.join(data_dir, "train")) else data_dir
+            held = "val" if split == "train" else split
+            raise AnnotationError(f"{data_dir}: no {held}/ folder, so DATA.FOLDER_VAL_FRACTION must be in (0, 1) to "
+                                  f"hold out {held} videos, got {val_fraction}")
         for name in names:
             class_dir = os.path.join(root, name)
             videos = sorted(list_videos(class_dir), key=lambda v: hashlib.md5(v.encode()).hexdigest())
@@ -267,3 +283,16 @@ def read_class_folders(data_dir: str, split: str, val_fraction: float = 0.1) -> 
     if not records:
         raise AnnotationError(f"{folder or data_dir}: no {split} videos found")
     return records, names
+
+
+def _names_file_order(folders: list[str], class_names: list[str], names_file: str, root: str) -> list[str]:
+    """``class_names`` when they name exactly the class folders under ``root``; otherwise the first class only one
+    side has is an error naming the file (labels by the file's order, names by the folders' would silently differ)."""
+    listed, found = set(class_names), set(folders)
+    for name in folders:
+        if name not in listed:
+            raise AnnotationError(f"{names_file}: no class {name!r}, but {root} has a class folder of that name")
+    for name in class_names:
+        if name not in found:
+            raise AnnotationError(f"{names_file}: class {name!r} has no class folder in {root}")
+    return class_names

@@ -28,12 +28,18 @@ def read_split(data_dir: str, split: str, path_format: str | None = None, val_fr
     """Records of ``data_dir/<split>.csv``, PySlowFast ``path label`` (labels below ``num_classes`` when given) or
     official Kinetics (labels by ``class_names``, default :func:`read_class_names`), paths under ``path_prefix``
     (default: data_dir); without the CSV, of a class-folder dataset's split (``val_fraction`` held out when there is
-    no split folder). :func:`split_options` gives a config's values, so every reader reads a split as training does.
+    no split folder; labels by the class names file when there is one). :func:`split_options` gives a config's
+    values, so every reader reads a split as training does.
     """
     csv_path = os.path.join(data_dir, f"{split}.csv")
     exists = annotation_file_exists(csv_path)  # a folder or FIFO there is refused, not read as class folders
-    if not exists and is_class_folder_dataset(data_dir):
-        return read_class_folders(data_dir, split, val_fraction)[0]
+    if not exists and is_class_folder_dataset(data_dir):  # labels by the class names file when there is one
+        default = os.path.join(data_dir, "classnames.json")
+        names_file = class_names_file or (default if paths.isfile(default) else "")
+        if class_names is None and names_file:
+            class_names = read_class_names(data_dir, class_names_file, val_fraction)[0]
+        names = None if class_names is None else list(class_names)
+        return read_class_folders(data_dir, split, val_fraction, names, names_file)[0]
     if not exists:
         raise AnnotationError(f"{csv_path}: annotation file not found")
     if not is_kinetics_csv(csv_path):

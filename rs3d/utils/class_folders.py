@@ -62,7 +62,10 @@ def is_class_folder_dataset(data_dir: str) -> bool:
 
 
 def split_folder(data_dir: str, split: str) -> str | None:
-    """``data_dir/<split>`` when the dataset is laid out in split folders (``train/`` exists), else None."""
+    """``data_dir/<split>`` when the dataset is laid out in split folders (``train/`` exists), else None: also for
+    train without ``val/``, whose val is then held out of ``train/`` (so train must leave those videos out)."""
+    if split == "train" and not paths.isdir(os.path.join(data_dir, "val")):
+        return None
     if paths.isdir(os.path.join(data_dir, "train")):
         path = os.path.join(data_dir, split)
         return path if paths.isdir(path) else None

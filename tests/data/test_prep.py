@@ -276,10 +276,12 @@ def test_check_dataset_on_a_folder_of_class_folders(video_dir, tmp_path, capsys)
         (root / "train" / cls).mkdir(parents=True)
         for name in names:
             (root / "train" / cls / f"{name}.mp4").write_bytes(open(video_dir[name], "rb").read())
-    assert check_data.main([str(root), "--num-frames", "2", "--workers", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "checking 6 videos" in out and "wrote" in out
-    clean = (root / "train.clean.csv").read_text().splitlines()
+    clean = []
+    for split, count in (("train", 4), ("val", 2)):  # no val/: val is held out of train/, and train is the rest
+        assert check_data.main([str(root), "--split", split, "--num-frames", "2", "--workers", "1"]) == 0
+        out = capsys.readouterr().out
+        assert f"checking {count} videos" in out and "wrote" in out
+        clean += (root / f"{split}.clean.csv").read_text().splitlines()
     assert sorted(clean) == ["train/jump/good.mp4 0", "train/jump/good2.mp4 0", "train/run/fps15.mp4 1",
                              "train/run/portrait.mp4 1"]
 
