@@ -32,10 +32,10 @@ from rs3d.data.annotations import AnnotationError, VideoRecord
 from rs3d.data.metadata import metadata_path, save_metadata
 from rs3d.data.prep.pool import progress_printer
 from rs3d.data.prep.reencode import copy_class_names, prepare_split, probe_outputs
-from rs3d.data.splits import read_split, split_options, write_csv_subset, write_slowfast_csv
+from rs3d.data.splits import read_class_names, read_split, split_options, write_csv_subset, write_slowfast_csv
 from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_write_text
-from rs3d.utils.class_folders import class_folder_names, is_class_folder_dataset, split_folder
+from rs3d.utils.class_folders import is_class_folder_dataset, split_folder
 from rs3d.utils.tables import markdown_table
 
 
@@ -137,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         count = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
         rows.append([split, count["done"], count["skipped"], count["failed"], len(kept), short])
         failures += [f"  {split}: {r.src}: {r.reason}" for r in results if r.status == "failed"][:args.show]
-    names = write_class_names(src, dst) if folders else copy_class_names(src, dst)
+    names = (write_class_names(src, dst, args.split_options["class_names_file"], args.split_options["val_fraction"])
+             if folders else copy_class_names(src, dst))
     print(markdown_table(["split", "done", "skipped (existing)", "failed", f"in {dst} CSV",
                           f"shorter than a clip ({args.clip_span} frames)"], rows))
     if failures:
@@ -147,10 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def write_class_names(src: str, dst: str) -> str:
-    """dst/classnames.json from a class-folder source's folder names (the label indexing training uses)."""
+def write_class_names(src: str, dst: str, class_names_file: str = "", val_fraction: float = 0.1) -> str:
+    """dst/classnames.json for a class-folder source: its class names as training reads them (a names file's
+    order when there is one, else the sorted folder names), the indexing the written CSV's labels use."""
     path = os.path.join(dst, "classnames.json")
-    atomic_write_text(path, json.dumps(class_folder_names(src), indent=1) + "\n")
+    atomic_write_text(path, json.dumps(read_class_names(src, class_names_file, val_fraction)[0], indent=1) + "\n")
     return path
 
 

@@ -116,8 +116,6 @@ def test_kinetics_records_keep_their_line_numbers_after_blank_lines(tmp_path):
         read_split(str(tmp_path), "train")
 
 
-@pytest.mark.xfail(strict=True, reason="rs3d/commands/prepare_data.py write_class_names writes the sorted folder "
-                   "names, not read_class_names(src, DATA.CLASS_NAMES_FILE, ...); drop this mark once it does")
 def test_prepare_data_keeps_the_class_names_file_order_of_class_folders(tmp_path, capsys):
     from rs3d.commands import prepare_data
 
