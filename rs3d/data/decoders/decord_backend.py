@@ -53,9 +53,14 @@ class DecordReader:
         if num_frames == 0:
             raise VideoDecodeError(path, "decord found no frames")
         self.info = VideoInfo(num_frames, float(self._reader.get_avg_fps()), h, w, 0, "")
+        self.displayed = displayed_frames(self._reader, num_frames)
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         indices = [int(i) for i in indices]
+        past = [i for i in indices if self.displayed <= i < self.info.num_frames]
+        if past:  # decord would repeat the last frame shown: report the end as the PyAV reader does
+            raise VideoDecodeError(self.path, f"stream ended at frame {self.displayed}, wanted {min(past)}",
+                                   decodable_frames=self.displayed)
         try:
             frames = self._reader.get_batch(indices).asnumpy()
         except IndexError:
@@ -68,3 +73,15 @@ class DecordReader:
 
     def close(self) -> None:
         self._reader = None
+
+
+def displayed_frames(reader, num_frames: int) -> int:
+    """How many of the ``num_frames`` frames (the container's count) a player shows: an MP4 cut by stream copy keeps
+    the pre-roll frames before the cut, which its edit list hides; FFmpeg gives them negative timestamps and drops
+    them after decoding, so decord's frame i is the i-th frame shown, and past the last one shown it repeats it.
+    Read from the frame timestamps decord holds from opening the file: no decoding, 0.07 ms for 5,400 frames."""
+    try:
+        starts = reader.get_frame_timestamp(np.arange(num_frames))[:, 0]
+    except Exception:  # noqa: BLE001 - a build without timestamps: trust the count
+        return num_frames
+    return num_frames - int(np.count_nonzero(starts < 0))
