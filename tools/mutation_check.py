@@ -412,6 +412,15 @@ MUTATIONS: tuple[Mutation, ...] = (
              "json.dumps(sorted(read_class_names(src, class_names_file, val_fraction)[0]), indent=1)",
              ("tests/data/test_split_fixes.py::test_prepare_data_keeps_the_class_names_file_order_of_class_folders",),
              "rs3d-prepare-data's classnames.json disagrees with its CSV labels when a names file orders the classes"),
+    Mutation("pyav_vfr_index_by_timestamp", "rs3d/data/decoders/pyav_backend.py",
+             "        index_of = {t: i for i, t in enumerate(times)}\n",
+             "        index_of = {t: int(round(float((t - times[0]) * self._stream.time_base) * self.info.fps)) for t in times}\n",
+             ("tests/data/test_frame_indices.py::test_pyav_gives_the_ith_frame_shown_on_variable_frame_rate_video",),
+             "PyAV returns other frames than asked on variable-frame-rate video (every rotated phone video)"),
+    Mutation("decord_edit_list_end_unchecked", "rs3d/data/decoders/decord_backend.py",
+             "    return num_frames - int(np.count_nonzero(starts < 0))\n", "    return num_frames\n",
+             ("tests/data/test_frame_indices.py::test_frames_past_the_last_shown_are_reported_not_repeated",),
+             "decord repeats the last frame shown past the end of a stream-copy cut MP4: frozen frames in test views"),
 )
 
 
