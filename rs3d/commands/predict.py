@@ -60,16 +60,40 @@ def write_results(path: str, predictions: list[Prediction]) -> None:
                         writer.writerow([p.path, w["start"], w["end"], rank, top["name"], f"{top['prob']:.6f}", ""])
 
 
-def render_all(target: str, predictions: list[Prediction]) -> None:
-    """Render every readable video: to ``target`` itself for a single .mp4, else into the folder ``target``."""
-    readable = [p for p in predictions if not p.error]
+def render_names(videos: list[str]) -> list[str]:
+    """``<name>_labels.mp4`` per video. When two videos share a name, every video keeps its folders below the
+    videos' common folder (``a/clip.mp4``, ``b/clip.mp4`` -> ``a/clip_labels.mp4``, ``b/clip_labels.mp4``), and
+    ``clip.mp4`` beside ``clip.avi`` keeps its extension in the name (``clip_mp4_labels.mp4``)."""
+    stems = [os.path.splitext(os.path.basename(v))[0] for v in videos]
+    if len(set(stems)) == len(stems):
+        return [stem + "_labels.mp4" for stem in stems]
+    parts = [(os.path.abspath(v) if paths.is_local(v) else v).split("/") for v in videos]
+    common = 0
+    while all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    names = ["/".join(part for part in p[common:] if part not in ("", ".", "..")).replace(":", "_") for p in parts]
+    stems = [os.path.splitext(name)[0] for name in names]
+    taken = {stem for stem in stems if stems.count(stem) > 1}
+    return [stem + (os.path.splitext(name)[1].replace(".", "_") if stem in taken else "") + "_labels.mp4"
+            for stem, name in zip(stems, names)]
+
+
+def render_all(target: str, predictions: list[Prediction], labels: list[Prediction] | None = None) -> None:
+    """Render every readable video: to ``target`` itself for a single .mp4, else into the folder ``target``
+    (:func:`render_names`; a video given twice is rendered once). The labels follow ``labels``' windows (the
+    same videos in window mode), else each prediction's own timeline, else its whole-video top-k."""
+    timelines = {p.path: p.timeline for p in (labels or []) if not p.error}
+    readable = list({p.path: p for p in predictions if not p.error}.values())
     single = target.endswith(".mp4") and len(predictions) == 1
     if not single:
         paths.makedirs(target)
-    for p in readable:
-        dst = target if single else os.path.join(target, os.path.splitext(os.path.basename(p.path))[0] + "_labels.mp4")
+    names = render_names([p.path for p in readable])
+    for p, name in zip(readable, names):
+        dst = target if single else os.path.join(target, name)
         try:
-            frames = render_video(p.path, dst, p.timeline, p.top)
+            if not single:
+                paths.makedirs(os.path.dirname(dst))
+            frames = render_video(p.path, dst, timelines.get(p.path, p.timeline), p.top)
             print(f"rendered {dst} ({frames} frames)")
         except VideoDecodeError as exc:
             print(f"{p.path}: not rendered ({exc.reason})", file=sys.stderr)
@@ -91,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="clips per forward pass")
     parser.add_argument("--output", help="write results to a .json or .csv file")
     parser.add_argument("--render", help="write a copy of the video with the current top-3 labels drawn: an .mp4 "
-                        "file for one video, else a folder (<name>_labels.mp4 per video)")
+                        "file for one video, else a folder (<name>_labels.mp4 per video; videos of the same name from "
+                        "different folders keep those folders)")
     parser.add_argument("--stream", metavar="SOURCE",
                         help="a live source instead of files: a webcam index (0), or a stream URL or file FFmpeg can "
                              "read (rtsp://, http://, udp://, .m3u8): prints a rolling prediction every --stride-sec "
@@ -120,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     predictor = Predictor(args.cfg, args.checkpoint, args.device, args.topk, args.batch_size, args.opts,
                           args.class_names)
-    window_sec = args.window_sec
-    if args.render and not window_sec:  # labels that follow the video: windows of about one clip
-        window_sec = label_window_sec(predictor.spec)
-    predictions = predictor.predict_many(videos, window_sec, args.stride_sec)
+    predictions = predictor.predict_many(videos, args.window_sec, args.stride_sec)
     for p in predictions:
         if p.error:
             print(f"{p.path}: skipped ({p.error})")
@@ -134,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                   ", ".join(f"{t['name']} {t['prob']:.3f}" for t in w["top"][:3]))
     if args.output:
         write_results(args.output, predictions)
-    if args.render:
-        render_all(args.render, predictions)
+    if args.render:  # without --window-sec the answer stays the multi-view one; the drawn labels follow windows
+        labels = None if args.window_sec else predictor.predict_many(
+            [p.path for p in predictions if not p.error], label_window_sec(predictor.spec), args.stride_sec)
+        render_all(args.render, predictions, labels)
     failed = sum(1 for p in predictions if p.error)
     if failed:
         print(f"{failed} of {len(predictions)} videos could not be read", file=sys.stderr)

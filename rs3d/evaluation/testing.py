@@ -16,8 +16,15 @@ from rs3d.evaluation.progress import EvalProgress
 from rs3d.evaluation.reports import write_confusion_matrix, write_predictions
 from rs3d.utils.atomic import atomic_write_text
 from rs3d.utils.distributed import DistInfo
+from rs3d.utils.errors import UserInputError
 
 logger = logging.getLogger("rs3d")
+
+
+class NoVideoReadError(UserInputError):
+    """Not one video of the test split could be read: the (empty) reports are written, the command exits 1."""
+
+    exit_code = 1
 
 
 def run_test(cfg: CfgNode, model: nn.Module, class_names: list[str], dist: DistInfo,
@@ -33,7 +40,8 @@ def run_test(cfg: CfgNode, model: nn.Module, class_names: list[str], dist: DistI
     views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
     if dist.is_main:
         records = loader.dataset.records
-        paths = [records[int(i)].path for i in meter.video_ids]
+        ids = meter.video_ids  # None when no video was read
+        paths = [] if ids is None else [records[int(i)].path for i in ids]
         out = cfg.OUTPUT_DIR
         write_predictions(os.path.join(out, f"predictions_{cfg.TEST.SPLIT}.csv"), paths, meter.scores,
                           meter.labels, class_names)
@@ -48,4 +56,8 @@ def run_test(cfg: CfgNode, model: nn.Module, class_names: list[str], dist: DistI
                     "mean class acc %.2f; predictions and confusion matrix in %s", cfg.TEST.SPLIT, views,
                     summary["num_videos"], skips.total_skips, summary["top1"], summary["top5"],
                     summary["mean_class_accuracy"], out)
+    if not summary["num_videos"]:  # as rs3d-predict with no readable video: reports written, exit status 1
+        raise NoVideoReadError(f"test on {cfg.TEST.SPLIT}: none of the {len(loader.dataset.records)} videos could be "
+                               f"read ({skips.total_skips} unreadable, named in the log); empty reports in "
+                               f"{cfg.OUTPUT_DIR}")
     return summary

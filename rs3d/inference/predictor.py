@@ -170,17 +170,27 @@ class Predictor:
             return
         source = TestClipDataset([VideoRecord(path, -1)], self.spec, self._views, 1, backends(self.cfg))
         info = source.info(path)
-        spans = sliding_windows(self.spec, info.num_frames, info.fps, window_sec, stride_sec or window_sec / 2)
-        windows[video] = spans
+        stride_sec = stride_sec or window_sec / 2
         size = self._views.decode_size(info.height, info.width)
         chunk = max(1, self.max_batch // self._views.num_crops)
-        for first in range(0, len(spans), chunk):
-            group = spans[first:first + chunk]
-            frames, positions = source.decode(path, size, lambda n, fps: [w.indices for w in group])
+        known, spans = info.num_frames, sliding_windows(self.spec, info.num_frames, info.fps, window_sec, stride_sec)
+        end = len(spans)  # windows [end:] are done; the last ones go first, to meet a truncated end before any yield
+
+        def choose(n: int, fps: float) -> list:
+            nonlocal known, spans, end
+            if n < known and end == len(spans):  # n frames decodable (a truncated file): windows inside them
+                known, spans = n, sliding_windows(self.spec, n, info.fps, window_sec, stride_sec)
+                end = len(spans)
+            return [w.indices for w in spans[max(0, end - chunk):end]]
+
+        while end > 0:
+            frames, positions = source.decode(path, size, choose)
+            windows[video], first = spans, max(0, end - chunk)
             views = self._views(frames, positions)  # (windows x crops, 3, T, S, S), window-major
-            views = views.view(len(group), -1, *views.shape[1:])
-            for j in range(len(group)):
+            views = views.view(end - first, -1, *views.shape[1:])
+            for j in range(end - first):
                 yield first + j, views[j]
+            end = first
 
     def top_classes(self, probs: torch.Tensor) -> list[tuple[str, float]]:
         """The ``topk`` (class name, probability) pairs of a (C,) probability vector, best first."""

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from rs3d.data.decoders import VideoDecodeError
+from rs3d.data.decoders.base import normalise_rotation, rotate
 from rs3d.utils import paths
 from rs3d.utils.atomic import atomic_path
 
@@ -38,8 +39,9 @@ def draw_lines(frame: np.ndarray, lines: list[str]) -> np.ndarray:
 
 def render_video(src: str, dst: str, timeline: list[dict], whole: list[tuple[str, float]]) -> int:
     """Re-encode ``src`` to ``dst`` (H.264, same fps, even size) with labels drawn; atomic; returns frames written.
-    Either may be on any iopath handler."""
-    written = 0
+    Frames are turned upright as players show them (display matrix), and labelled by their time since the first
+    frame (the timeline's zero, whatever the container's first timestamp). Either may be on any iopath handler."""
+    written, start = 0, None
     try:
         reader = paths.reader_source(src)
         with (contextlib.nullcontext() if isinstance(reader, str) else reader, atomic_path(dst) as tmp,
@@ -50,8 +52,13 @@ def render_video(src: str, dst: str, timeline: list[dict], whole: list[tuple[str
             out.height, out.width = stream.codec_context.height // 2 * 2, stream.codec_context.width // 2 * 2
             out.pix_fmt = "yuv420p"
             for frame in source.decode(stream):
-                seconds = float(frame.time) if frame.time is not None else written / float(rate)
-                image = frame.to_ndarray(format="rgb24")[: out.height, : out.width]
+                if frame.pts is not None and start is None:
+                    start = frame.pts
+                seconds = float((frame.pts - start) * frame.time_base) if frame.pts is not None else written / float(rate)
+                image = rotate(frame.to_ndarray(format="rgb24")[None], normalise_rotation(frame.rotation))[0]
+                if not written:  # the upright size, even
+                    out.height, out.width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+                image = image[: out.height, : out.width]
                 image = draw_lines(np.ascontiguousarray(image), label_lines(timeline, whole, seconds))
                 for packet in out.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                     target.mux(packet)

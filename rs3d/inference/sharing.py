@@ -12,7 +12,7 @@ import os
 
 from fvcore.common.config import CfgNode
 
-from rs3d.checkpoint import CheckpointError, exported_state, load_checkpoint
+from rs3d.checkpoint import CheckpointError, load_checkpoint, load_weights
 from rs3d.checkpoint.hub import HUB_PREFIX, save_pretrained_files
 from rs3d.config import config_from_text, load_config
 from rs3d.evaluation.reports import last_by_split, read_metrics
@@ -136,12 +136,8 @@ def save_pretrained(checkpoint: str, folder: str, cfg_path: str | None = None, r
         cfg = config_from_text(state["config"], f"{checkpoint} (stored config)")
     else:
         raise CheckpointError(f"{checkpoint}: holds no config; pass the config file (--cfg)")
-    weights = exported_state(state)
     model = build_model(cfg, init=False)
-    result = model.load_state_dict(weights, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(f"{checkpoint}: weights do not fit its config's model (missing "
-                              f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})")
+    load_weights(model, checkpoint, checkpoint=state)  # strict: one CheckpointError names what does not fit
     class_names = list(state.get("class_names") or [str(i) for i in range(cfg.MODEL.NUM_CLASSES)])
     gflops = count_gflops(model, (cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE))
     results = run_results(run_dir if run_dir is not None else os.path.dirname(checkpoint))

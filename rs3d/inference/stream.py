@@ -3,7 +3,8 @@ decoded frame by frame with PyAV.
 
 The model's clip is kept as a ring buffer of the last ``num_frames`` frames taken every ``sampling_rate`` source
 frames (or at ``target_fps``), so every prediction sees the same temporal footprint as in training and testing;
-one prediction is made every ``stride_sec`` seconds of stream time once the buffer is full.
+one prediction is made every ``stride_sec`` seconds of stream time once the buffer is full. Stream time counts from
+the first frame read, whatever the source's first timestamp (a live MPEG-TS joined late starts anywhere).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ WEBCAMS = {"linux": ("v4l2", "/dev/video{}"), "darwin": ("avfoundation", "{}"), 
 
 @dataclass
 class StreamPrediction:
-    """The top classes of the clip that ends at ``time`` seconds of the stream."""
+    """The top classes of the clip that ends at ``time`` seconds of the stream (counted from its first frame)."""
 
     time: float
     top: list[tuple[str, float]]
@@ -67,10 +68,12 @@ def rolling_predictions(predictor, source: str, stride_sec: float = 1.0,
     fps = float(stream.average_rate or stream.guessed_rate or 30.0)
     step = frame_step(fps, spec.sampling_rate, spec.target_fps)
     clip: deque[np.ndarray] = deque(maxlen=spec.num_frames)
-    next_take, next_prediction, index = 0.0, 0.0, 0
+    next_take, next_prediction, index, start = 0.0, 0.0, 0, None
     try:
         for frame in container.decode(stream):
-            time = float(frame.time) if frame.time is not None else index / fps
+            if frame.pts is not None and start is None:
+                start = frame.pts  # a live stream joined late starts at any timestamp: times count from here
+            time = float((frame.pts - start) * frame.time_base) if frame.pts is not None else index / fps
             if max_sec is not None and time > max_sec:
                 break
             if index >= next_take - 1e-6:
