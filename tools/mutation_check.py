@@ -457,6 +457,10 @@ MUTATIONS: tuple[Mutation, ...] = (
              'frame.to_ndarray(format="rgb24")',
              ("tests/inference/test_review_fixes.py::test_render_turns_phone_videos_upright",),
              "rendered phone videos come out sideways"),
+    Mutation("stream_takes_each_frame_once", "rs3d/inference/stream.py",
+             "                while next_take < index + 1 - 1e-6:", "                if next_take < index + 1 - 1e-6:",
+             ("tests/inference/test_stream.py::test_stream_clips_take_the_frames_clip_indices_takes",),
+             "with TARGET_FPS above a stream's fps, live clips cover twice the time training clips do"),
 )
 
 

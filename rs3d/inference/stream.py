@@ -76,9 +76,13 @@ def rolling_predictions(predictor, source: str, stride_sec: float = 1.0,
             time = float((frame.pts - start) * frame.time_base) if frame.pts is not None else index / fps
             if max_sec is not None and time > max_sec:
                 break
-            if index >= next_take - 1e-6:
-                clip.append(frame.to_ndarray(format="rgb24"))
-                next_take += step
+            # clip frame k is source frame floor(k * step), as in clip_indices: a frame is taken once per k that
+            # falls on it (twice or more when TARGET_FPS is above the source's fps, none between far-apart takes)
+            if next_take < index + 1 - 1e-6:
+                rgb = frame.to_ndarray(format="rgb24")
+                while next_take < index + 1 - 1e-6:
+                    clip.append(rgb)
+                    next_take += step
             index += 1
             if len(clip) == spec.num_frames and time >= next_prediction - 1e-6:
                 frames = torch.from_numpy(np.stack(clip)).permute(3, 0, 1, 2)  # (3, T, H, W) uint8

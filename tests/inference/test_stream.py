@@ -90,3 +90,35 @@ def test_webcam_indices_and_frame_steps(monkeypatch):
     open_source("1", "darwin")
     assert opened[-1] == (("1",), {"format": "avfoundation"})
     assert frame_step(30.0, 4) == 4 and frame_step(60.0, 4, 30.0) == 8
+
+
+class Recorder:
+    """A stand-in predictor: records each clip's frames as the grey level of their first pixel."""
+
+    def __init__(self, spec):
+        self.spec, self.clips = spec, []
+
+    def predict_clip(self, frames):
+        self.clips.append([int(v) for v in frames[0, :, 0, 0]])
+        return torch.zeros(1)
+
+    def top_classes(self, probs):
+        return []
+
+
+@pytest.mark.parametrize("num_frames,sampling_rate,target_fps", [(8, 1, 30.0), (8, 1, 10.0), (6, 2, 0.0)])
+def test_stream_clips_take_the_frames_clip_indices_takes(tmp_path, num_frames, sampling_rate, target_fps):
+    """A 15 fps video whose frame k is grey level 10 k: the first stream clip holds the frames a file's clip from
+    the start holds (clip_indices), also when TARGET_FPS repeats frames (30) or skips by 1.5 frames (10)."""
+    from rs3d.data.clip_sampling import ClipSpec, clip_indices
+    from rs3d.inference.stream import rolling_predictions
+    from rs3d.utils.video_writer import write_h264
+
+    frames = np.repeat((np.arange(24, dtype=np.uint8) * 10)[:, None, None, None], 3, axis=3)
+    video = tmp_path / "grey.mp4"
+    write_h264(video, np.broadcast_to(frames, (24, 32, 32, 3)).copy(), fps=15, crf=0)
+    spec = ClipSpec(num_frames, sampling_rate, target_fps)
+    recorder = Recorder(spec)
+    next(rolling_predictions(recorder, str(video), stride_sec=100.0))
+    expected = clip_indices(spec, 0, 24, 15.0) * 10
+    assert np.abs(np.array(recorder.clips[0]) - expected).max() <= 2, (recorder.clips[0], expected.tolist())
