@@ -56,22 +56,34 @@ class Traffic:
         return {g: (self.read[g] + self.written[g]) / 1e9 for g in sorted(set(self.read) | set(self.written))}
 
 
-class _ByteCounter(TorchDispatchMode):
+def _tensors(tree) -> list[torch.Tensor]:
+    return [a for a in tree_flatten(tree)[0] if isinstance(a, torch.Tensor)]
+
+
+class _KernelOps(TorchDispatchMode):
+    """Runs every op and hands each one that launches a kernel (not a view, see :data:`VIEW_OPS`) to
+    :meth:`seen`, whose return value becomes the op's output."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = op_name(func)
+        return out if name in VIEW_OPS else self.seen(name, (args, kwargs), out)
+
+    def seen(self, name: str, inputs: tuple, out):
+        raise NotImplementedError
+
+
+class _ByteCounter(_KernelOps):
     def __init__(self, traffic: Traffic) -> None:
         super().__init__()
         self.traffic = traffic
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        name = op_name(func)
-        if name in VIEW_OPS:
-            return out
+    def seen(self, name: str, inputs: tuple, out):
         group = kernel_group(name)
         self.traffic.ops[group] += 1
-        self.traffic.read[group] += sum(distinct_bytes(a) for a in tree_flatten((args, kwargs))[0]
-                                        if isinstance(a, torch.Tensor))
-        self.traffic.written[group] += sum(distinct_bytes(a) for a in tree_flatten(out)[0]
-                                           if isinstance(a, torch.Tensor))
+        self.traffic.read[group] += sum(distinct_bytes(a) for a in _tensors(inputs))
+        self.traffic.written[group] += sum(distinct_bytes(a) for a in _tensors(out))
         return out
 
 
@@ -99,24 +111,19 @@ def layout_of(t: torch.Tensor) -> str:
 CPU_CONVOLUTIONS = frozenset({"convolution", "convolution_backward"})
 
 
-class _LayoutWatcher(TorchDispatchMode):
+class _LayoutWatcher(_KernelOps):
     def __init__(self, cuda_like_convs: bool) -> None:
         super().__init__()
         self.found: Counter = Counter()
         self.phase = "forward"
         self.cuda_like_convs = cuda_like_convs
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        name = op_name(func)
-        if name in VIEW_OPS:
-            return out
+    def seen(self, name: str, inputs: tuple, out):
         if self.cuda_like_convs and name in CPU_CONVOLUTIONS:
             return tree_map(lambda o: o.contiguous(memory_format=torch.channels_last_3d)
                             if isinstance(o, torch.Tensor) and o.dim() == 5 else o, out)
-        full = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor) and o.dim() == 5 and o.shape[2:].numel() > 1]
-        for o in full:
-            if layout_of(o) in ("NCDHW", "other"):
+        for o in _tensors(out):
+            if o.dim() == 5 and o.shape[2:].numel() > 1 and layout_of(o) in ("NCDHW", "other"):
                 self.found[(self.phase, name)] += 1
         return out
 

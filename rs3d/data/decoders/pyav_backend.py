@@ -221,7 +221,6 @@ class PyAVReader:
         self._container = av.open(self._source)
         self._stream = self._container.streams.video[0]
         self._stream.thread_count = 1
-        self._fresh = True
 
     def _to_array(self, frame) -> np.ndarray:
         height, width = self._stored if self._stored else (None, None)
